@@ -1,0 +1,141 @@
+"""Train the emotion network on FER2013 pixels with FER+ vote distributions as soft targets.
+
+Reproducible from --seed; validates on PublicTest each epoch (FER+ majority rule) and never
+reads PrivateTest. Checkpoints every epoch into --run-dir and resumes from there when re-run
+with the same arguments; the log is run-dir/train.log (one JSON object per epoch).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engines.ferplus import load_splits, majority_labels, soft_targets
+from engines.training.augment import augment
+from engines.training.model import EmotionNet
+
+
+def to_input(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) -> float (N, 1, H, W) in [-1, 1] (the model's `pm1` input scale)."""
+    return torch.from_numpy(pixels).float().div_(127.5).sub_(1.0).unsqueeze(1)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch].contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs.append(model(xb).float())
+    return torch.cat(outs)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+
+
+def build_model(args: argparse.Namespace) -> EmotionNet:
+    return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", type=Path, default=Path("runs/emotionnet"))
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128])
+    p.add_argument("--blocks", type=int, nargs=3, default=[1, 2, 2])
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--seed", type=int, default=20261125)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = p.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    (args.run_dir / "args.json").write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, indent=1))
+
+    splits = load_splits(args.cache_dir)
+    targets, usable = soft_targets(splits["Training"].votes)
+    x_train = to_input(splits["Training"].pixels[usable])
+    y_train = torch.from_numpy(targets[usable])
+    val_labels = majority_labels(splits["PublicTest"].votes)
+    val_keep = val_labels >= 0
+    x_val = to_input(splits["PublicTest"].pixels[val_keep])
+    y_val = torch.from_numpy(val_labels[val_keep])
+
+    model = build_model(args).to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model)
+    for param in ema.parameters():
+        param.requires_grad_(False)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
+    steps_per_epoch = len(x_train) // args.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    gen = torch.Generator().manual_seed(args.seed)
+    start_epoch, best = 0, 0.0
+
+    ckpt_path = args.run_dir / "last.pt"
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        gen.set_state(ckpt["gen"])
+        start_epoch, best = ckpt["epoch"] + 1, ckpt["best"]
+        print(f"resumed from {ckpt_path} at epoch {start_epoch}, best val {best:.4f}")
+
+    log = open(args.run_dir / "train.log", "a")
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        t0 = time.time()
+        order = torch.randperm(len(x_train), generator=gen)
+        total = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=5)
+        for step in bar:
+            idx = order[step * args.batch : (step + 1) * args.batch]
+            xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = soft_cross_entropy(model(xb), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                decay = min(args.ema, (1 + epoch * steps_per_epoch + step) / (10 + epoch * steps_per_epoch + step))
+                for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+                    if e.dtype.is_floating_point:
+                        e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+                    else:
+                        e.copy_(m)
+            total += loss.item()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{total / (step + 1):.3f}")
+        val_acc = (predict(ema, x_val).argmax(1) == y_val).float().mean().item()
+        record = {"epoch": epoch + 1, "loss": total / steps_per_epoch, "val_majority_acc": val_acc, "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+        print(json.dumps(record), flush=True)
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        if val_acc > best:
+            best = val_acc
+            torch.save({"ema": ema.state_dict(), "args": vars(args) | {"run_dir": str(args.run_dir), "cache_dir": str(args.cache_dir)}, "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best": best}, ckpt_path)
+    print(f"done: best PublicTest majority accuracy {best:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""MoviEmotion command-line interface and shared settings."""

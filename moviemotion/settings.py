@@ -1,0 +1,40 @@
+"""Settings shared by every component, read from MOVIEMOTION_* environment variables.
+
+One frozen dataclass; components take the fields they need. Defaults suit the local stack.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MOVIEMOTION_{name}", default)
+
+
+@dataclass(frozen=True)
+class Topics:
+    faces: str = "faces"
+    emotion_events: str = "emotion-events"
+    dead_letters: str = "dead-letters"
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", ".moviemotion")).resolve())
+    kafka_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
+    kafka_controller_port: int = field(default_factory=lambda: int(_env("KAFKA_CONTROLLER_PORT", "19093")))
+    faces_partitions: int = field(default_factory=lambda: int(_env("FACES_PARTITIONS", "12")))
+    events_partitions: int = field(default_factory=lambda: int(_env("EVENTS_PARTITIONS", "12")))
+    faces_retention_ms: int = field(default_factory=lambda: int(_env("FACES_RETENTION_MS", str(15 * 60 * 1000))))
+    # Empty = the embedded chDB store under state_dir; else a clickhouse:// URL (native protocol).
+    clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL", ""))
+    topics: Topics = field(default_factory=Topics)
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_settings(**overrides) -> Settings:
+    return Settings().with_overrides(**overrides)

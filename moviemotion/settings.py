@@ -31,6 +31,15 @@ class Settings:
     # Empty = the embedded chDB store under state_dir; else a clickhouse:// URL (native protocol).
     clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL", ""))
     topics: Topics = field(default_factory=Topics)
+    # Stream processing: inference micro-batches and the events sink's batches (size, wait).
+    processor_group: str = field(default_factory=lambda: _env("PROCESSOR_GROUP", "moviemotion-processor"))
+    max_batch: int = field(default_factory=lambda: int(_env("MAX_BATCH", "64")))
+    batch_within_s: float = field(default_factory=lambda: float(_env("BATCH_WITHIN_S", "0.2")))
+    sink_batch: int = field(default_factory=lambda: int(_env("SINK_BATCH", "1000")))
+    sink_within_s: float = field(default_factory=lambda: float(_env("SINK_WITHIN_S", "0.5")))
+    # A viewer with no frame for this long (wall clock) has their open second closed and published.
+    idle_flush_s: float = field(default_factory=lambda: float(_env("IDLE_FLUSH_S", "2.0")))
+    engine_backend: str = field(default_factory=lambda: _env("ENGINE", "auto"))
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

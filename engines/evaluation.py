@@ -1,0 +1,271 @@
+"""Accuracy report: the shipped emotion model and the reference mini-Xception, side by side, on FER test faces.
+
+Protocols (each scores a model whose classes cover the protocol's classes; predictions are the
+argmax over the protocol's classes, taken from the model's output by class name):
+  ferplus-majority    FER+ majority rule, 8 classes (faces without a majority are dropped)
+  ferplus-argmax      FER+ plain argmax rule, 8 classes
+  ferplus-majority-7  FER+ majority rule without contempt-labelled faces, the 7 shared classes
+                      (the reference has no contempt class; the shipped model's contempt column is dropped)
+  fer2013             FER2013's original 7 labels (shipped: contempt column dropped, argmax of the rest)
+The shipped model sees our aligned crops (`engines.ferplus.load_splits`); the reference sees its own
+framing, the raw FER2013 48x48 pixels resized to 64x64 (`engines.reference.reference_input`); both are
+the same faces (same split, same rows). PublicTest is the default; PrivateTest is for the one final
+report and needs `--final`.
+
+Run: `python -m engines.evaluation --help` or `moviemotion evaluate --help`.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from engines.emotions import EMOTIONS
+from engines.ferplus import FER2013_LABELS, argmax_labels, load_splits, majority_labels, read_raw
+from engines.metrics import ClassificationReport, classification_report, render_confusion, render_per_class, save_confusion_png
+from engines.model_meta import DEFAULT_MODEL, ModelError, read_metadata
+from engines.reference import DEFAULT_CACHE_DIR, REFERENCE_HDF5, ReferenceModel, build_reference_onnx, reference_input
+from engines.select import BACKENDS, EngineUnavailable, load_engine
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL_SPLITS = ("PublicTest", "PrivateTest")
+
+
+@dataclass(frozen=True)
+class EvalFaces:
+    """The faces of one split, in row order: aligned crops, raw FER2013 pixels, FER+ votes, FER2013 labels."""
+
+    split: str
+    aligned: np.ndarray
+    raw: np.ndarray
+    votes: np.ndarray
+    fer2013_label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.aligned)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A labelling of the faces: class names and one label index per face (-1 = not scored)."""
+
+    name: str
+    description: str
+    classes: tuple[str, ...]
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScoredModel:
+    """One model's probabilities on the faces, with the class order they are in."""
+
+    role: str  # "shipped" or "reference"
+    model_version: str
+    path: str
+    framing: str
+    classes: tuple[str, ...]
+    probs: np.ndarray
+
+
+def load_eval_faces(split: str, cache_dir: Path, input_size: int, limit: int | None = None, progress: bool = True) -> EvalFaces:
+    """The split's faces (the first `limit` rows if given), aligned at `input_size` and raw."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    faces = load_splits(cache_dir, size=input_size, progress=progress)[split]
+    raw, _votes, labels, usage = read_raw()
+    raw, labels = raw[usage == split], labels[usage == split]
+    if len(raw) != len(faces) or not np.array_equal(labels, faces.fer2013_label):
+        raise ValueError(f"the aligned cache in {cache_dir} does not match the FER2013 rows of {split}; delete it")
+    n = len(faces) if limit is None else min(limit, len(faces))
+    return EvalFaces(split, faces.pixels[:n], raw[:n], faces.votes[:n], faces.fer2013_label[:n])
+
+
+def protocols(faces: EvalFaces) -> list[Protocol]:
+    """The four labellings of the faces (see the module docstring)."""
+    majority = majority_labels(faces.votes)
+    seven = tuple(name for name in EMOTIONS if name != "contempt")
+    # EMOTIONS index -> index in `seven`; contempt and the trailing entry (reached by label -1) map to -1.
+    to_seven = np.array([seven.index(name) if name in seven else -1 for name in EMOTIONS] + [-1])
+    return [
+        Protocol("ferplus-majority", "FER+ majority rule, 8 classes", EMOTIONS, majority),
+        Protocol("ferplus-argmax", "FER+ plain argmax rule, 8 classes", EMOTIONS, argmax_labels(faces.votes)),
+        Protocol("ferplus-majority-7", "FER+ majority rule, contempt-labelled faces excluded, 7 classes", seven, to_seven[majority]),
+        Protocol("fer2013", "FER2013 original labels, 7 classes", FER2013_LABELS, faces.fer2013_label),
+    ]
+
+
+def project(probs: np.ndarray, model_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray | None:
+    """The columns of `probs` for `classes`, by name; None if the model lacks one of them."""
+    if not set(classes) <= set(model_classes):
+        return None
+    return probs[:, [model_classes.index(name) for name in classes]]
+
+
+def score(model: ScoredModel, protocol: Protocol) -> ClassificationReport | None:
+    """The model's report on the protocol's scored faces; None if it cannot predict all its classes."""
+    probs = project(model.probs, model.classes, protocol.classes)
+    if probs is None:
+        return None
+    keep = protocol.labels >= 0
+    return classification_report(protocol.labels[keep], probs[keep].argmax(1), protocol.classes)
+
+
+def predict(infer: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch: int, desc: str, progress: bool) -> np.ndarray:
+    """Run `infer` over `faces` in batches, with a progress bar."""
+    from tqdm import tqdm
+
+    chunks = []
+    with tqdm(total=len(faces), desc=desc, unit="face", disable=not progress) as bar:
+        for start in range(0, len(faces), batch):
+            chunks.append(infer(faces[start : start + batch]))
+            bar.update(len(chunks[-1]))
+    return np.concatenate(chunks)
+
+
+def run_models(faces: EvalFaces, model_path: Path, backend: str, reference_hdf5: Path | None, cache_dir: Path, batch: int, progress: bool) -> list[ScoredModel]:
+    """Probabilities of the shipped model (aligned crops) and, unless None, the reference (raw framing)."""
+    engine = load_engine(backend, model_path)
+    models = [ScoredModel("shipped", engine.model_version, str(model_path), "aligned crops (engines.preprocessing.align_face)",
+                          tuple(engine.metadata.classes), predict(engine.infer, faces.aligned, batch, "shipped model", progress))]
+    if reference_hdf5 is not None:
+        onnx_path = build_reference_onnx(reference_hdf5, cache_dir)
+        ref = ReferenceModel(onnx_path)
+        framed = reference_input(faces.raw, ref.input_size)
+        models.append(ScoredModel("reference", ref.model_version, str(reference_hdf5), f"raw FER2013 48x48 resized to {ref.input_size}x{ref.input_size}",
+                                  ref.classes, predict(ref.infer, framed, batch, "reference model", progress)))
+    return models
+
+
+def build_report(faces: EvalFaces, models: list[ScoredModel], limit: int | None) -> tuple[dict, dict[tuple[str, str], ClassificationReport]]:
+    """The JSON-able report and the ClassificationReports keyed by (protocol, role)."""
+    reports: dict[tuple[str, str], ClassificationReport] = {}
+    results = {}
+    for protocol in protocols(faces):
+        entry = {"description": protocol.description, "classes": list(protocol.classes), "models": {}}
+        for model in models:
+            report = score(model, protocol)
+            if report is None:
+                entry["models"][model.role] = None
+                continue
+            reports[(protocol.name, model.role)] = report
+            entry["models"][model.role] = report.to_dict()
+        results[protocol.name] = entry
+    summary = {
+        "split": faces.split,
+        "faces": len(faces),
+        "limit": limit,
+        "models": {m.role: {"model_version": m.model_version, "path": m.path, "framing": m.framing, "classes": list(m.classes)} for m in models},
+        "results": results,
+    }
+    return summary, reports
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def render_summary(summary: dict) -> str:
+    """The side-by-side table: one row per protocol, count/accuracy/macro-F1 per model."""
+    roles = list(summary["models"])
+    lines = [f"# Emotion model evaluation: {summary['split']}", "",
+             f"Faces: {summary['faces']}" + (f" (first {summary['limit']} of the split)" if summary["limit"] else ""), ""]
+    for role, info in summary["models"].items():
+        lines.append(f"- **{role}**: `{info['model_version']}` ({info['path']}); input: {info['framing']}")
+    head = "| protocol | " + " | ".join(f"{r} n | {r} accuracy | {r} macro-F1" for r in roles) + " |"
+    lines += ["", head, "|" + "---|" * (1 + 3 * len(roles))]
+    for name, entry in summary["results"].items():
+        cells = []
+        for role in roles:
+            res = entry["models"][role]
+            cells += ["n/a"] * 3 if res is None else [str(res["count"]), _pct(res["accuracy"]), _pct(res["macro_f1"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(summary: dict, reports: dict[tuple[str, str], ClassificationReport]) -> str:
+    """report.md: the summary table, then per-class tables and confusion matrices."""
+    roles = list(summary["models"])
+    lines = [render_summary(summary)]
+    lines += ["", "n/a: the model has no output for one of the protocol's classes (the reference has no contempt)."]
+    for name, entry in summary["results"].items():
+        lines += ["", f"## {name}: {entry['description']}"]
+        for role in roles:
+            report = reports.get((name, role))
+            if report is None:
+                continue
+            lines += ["", f"### {role}", "", "```", render_per_class(report), "", render_confusion(report.confusion, report.classes), "```",
+                      "", f"![{role} {name}](confusion_{role}_{name}.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, summary: dict, reports: dict[tuple[str, str], ClassificationReport], progress: bool) -> Path:
+    """report.json, report.md, and confusion_<role>_<protocol>.txt/.png under `out_dir`."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for (name, role), report in tqdm(reports.items(), desc="confusion matrices", disable=not progress):
+        stem = out_dir / f"confusion_{role}_{name}"
+        stem.with_suffix(".txt").write_text(render_confusion(report.confusion, report.classes) + "\n")
+        save_confusion_png(report.confusion, report.classes, stem.with_suffix(".png"),
+                           f"{role} ({summary['models'][role]['model_version']}) — {name}, {summary['split']}, n={report.count}")
+    (out_dir / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "report.md").write_text(render_markdown(summary, reports))
+    return out_dir
+
+
+def evaluate(out_dir: Path, split: str = "PublicTest", model_path: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR,
+             limit: int | None = None, backend: str = "auto", reference_hdf5: Path | None = None, batch: int = 256,
+             progress: bool = True) -> dict:
+    """Score the models, write the report directory, return the summary (report.json's content)."""
+    model_path = Path(model_path) if model_path else DEFAULT_MODEL
+    size = read_metadata(model_path).input_size
+    faces = load_eval_faces(split, cache_dir, size, limit, progress)
+    models = run_models(faces, model_path, backend, reference_hdf5, cache_dir, batch, progress)
+    summary, reports = build_report(faces, models, limit)
+    write_report(out_dir, summary, reports, progress)
+    return summary
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--split", type=click.Choice(EVAL_SPLITS), default="PublicTest", show_default=True,
+              help="Test split. PrivateTest is reserved for the one final report (needs --final).")
+@click.option("--final", is_flag=True, help="Confirm that this is the final PrivateTest report.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="ONNX emotion model to score. Default: the shipped engines/models/emotion-ferplus.onnx.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="Engine backend for the model (auto: TensorRT with a CUDA GPU, else ONNX Runtime).")
+@click.option("--reference", "reference_hdf5", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Keras mini-Xception .hdf5 to compare with. Default: the shared reference model.")
+@click.option("--no-reference", is_flag=True, help="Score only the model, not the reference.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N faces of the split (smoke runs).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report directory. Default: runs/evaluation/<split>.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CACHE_DIR, show_default=True,
+              help="Cache of aligned FER faces and the converted reference model.")
+@click.option("--batch", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per inference call.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def main(split, final, model_path, backend, reference_hdf5, no_reference, limit, out_dir, cache_dir, batch, quiet) -> None:
+    """Score the emotion model (and the reference mini-Xception) on FER+ / FER2013 test faces.
+
+    Writes report.md, report.json and confusion matrices (text + PNG) to the report directory
+    and prints the summary table.
+    """
+    if split == "PrivateTest" and not final:
+        raise click.UsageError("PrivateTest is touched once, for the final report: add --final (use PublicTest otherwise)")
+    reference = None if no_reference else (reference_hdf5 or REFERENCE_HDF5)
+    out_dir = out_dir or REPO / "runs" / "evaluation" / split
+    try:
+        summary = evaluate(out_dir, split, model_path, cache_dir, limit, backend, reference, batch, progress=not quiet)
+    except (ModelError, EngineUnavailable, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render_summary(summary))
+    click.echo(f"\nreport: {out_dir / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

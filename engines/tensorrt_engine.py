@@ -1,0 +1,267 @@
+"""The TensorRT engine (TensorRT 10+ Python API, NVIDIA cuda-python for memory and streams).
+
+Builds a serialized engine from the same ONNX model file (explicit batch, one optimization
+profile min 1 / opt 64 / max 256, FP16, or INT8 calibrated with an entropy calibrator on FER+
+PublicTest faces), caches the plan keyed by model sha256 + TensorRT version + GPU name, and runs
+with page-locked host buffers and async copies on one CUDA stream.
+
+`tensorrt` and `cuda` are imported lazily, so this module imports (and `unavailable_reason`
+answers) on machines without them; `engines.select` falls back to ONNX Runtime there.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from engines.engine import EmotionEngine
+from engines.model_meta import DEFAULT_MODEL, ModelError, ModelMetadata, read_metadata, scale_input
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+PROFILE_MIN, PROFILE_OPT, PROFILE_MAX = 1, 64, 256
+CALIBRATION_FACES = 2048
+CALIBRATION_BATCH = 64
+FER_CACHE = Path(__file__).resolve().parents[1] / ".cache"
+WORKSPACE_BYTES = 1 << 30
+
+
+def _cudart():
+    """cuda-python's runtime module (`cuda.bindings.runtime`; `cuda.cudart` on cuda-python < 12.6)."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        from cuda import cudart as runtime
+    return runtime
+
+
+def cuda_call(result: tuple):
+    """Unpack a cuda-python `(err, *values)` tuple; raise RuntimeError on a CUDA error."""
+    cudart = _cudart()
+    err, values = result[0], result[1:]
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise RuntimeError(f"CUDA error {err.name if hasattr(err, 'name') else err}")
+    return values[0] if len(values) == 1 else values or None
+
+
+def unavailable_reason() -> str | None:
+    """None when TensorRT can run here; else why not (no tensorrt, no cuda-python, no GPU)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "the tensorrt package is not installed"
+    try:
+        cudart = _cudart()
+    except ImportError:
+        return "cuda-python is not installed"
+    err, count = cudart.cudaGetDeviceCount()
+    if err != cudart.cudaError_t.cudaSuccess or count < 1:
+        return f"no CUDA GPU is visible ({getattr(err, 'name', err)})"
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def plan_path(cache_dir: Path, model_sha256: str, precision: str, trt_version: str, gpu_name: str) -> Path:
+    """Where the plan for this model, precision, TensorRT version and GPU lives in the cache."""
+    gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name).strip("-").lower()
+    return Path(cache_dir) / f"{model_sha256[:16]}-{precision}-trt{trt_version}-{gpu}.plan"
+
+
+def default_cache_dir() -> Path:
+    from moviemotion.settings import load_settings
+
+    return load_settings().state_dir / "tensorrt"
+
+
+def gpu_name(device: int = 0) -> str:
+    name = cuda_call(_cudart().cudaGetDeviceProperties(device)).name
+    return name.decode(errors="replace").rstrip("\x00") if isinstance(name, bytes) else str(name)
+
+
+class PinnedArray:
+    """A page-locked host array and a device buffer of the same size."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        cudart = _cudart()
+        self.nbytes = int(np.prod(shape)) * 4
+        self.host_ptr = cuda_call(cudart.cudaMallocHost(self.nbytes))
+        self.device_ptr = cuda_call(cudart.cudaMalloc(self.nbytes))
+        pointer = ctypes.cast(self.host_ptr, ctypes.POINTER(ctypes.c_float))
+        self.host = np.ctypeslib.as_array(pointer, shape)
+
+    def to_device(self, nbytes: int, stream) -> None:
+        cudart = _cudart()
+        kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        cuda_call(cudart.cudaMemcpyAsync(self.device_ptr, self.host_ptr, nbytes, kind, stream))
+
+    def to_host(self, nbytes: int, stream) -> None:
+        cudart = _cudart()
+        kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        cuda_call(cudart.cudaMemcpyAsync(self.host_ptr, self.device_ptr, nbytes, kind, stream))
+
+    def free(self) -> None:
+        cudart = _cudart()
+        cuda_call(cudart.cudaFree(self.device_ptr))
+        cuda_call(cudart.cudaFreeHost(self.host_ptr))
+
+
+def calibration_faces(metadata: ModelMetadata, count: int = CALIBRATION_FACES) -> np.ndarray:
+    """FER+ PublicTest faces at the model's input size, uint8 (N, S, S) (aligned cache or raw)."""
+    from engines.ferplus import load_splits
+
+    return load_splits(FER_CACHE, size=metadata.input_size)["PublicTest"].pixels[:count]
+
+
+def make_calibrator(faces: np.ndarray, metadata: ModelMetadata, cache_file: Path):
+    """An `IInt8EntropyCalibrator2` feeding `faces` in batches of CALIBRATION_BATCH."""
+    import tensorrt as trt
+
+    class FerCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            size = metadata.input_size
+            self.buffer = PinnedArray((CALIBRATION_BATCH, 1, size, size))
+            self.stream = cuda_call(_cudart().cudaStreamCreate())
+            self.next = 0
+
+        def get_batch_size(self) -> int:
+            return CALIBRATION_BATCH
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if self.next + CALIBRATION_BATCH > len(faces):
+                return None
+            chunk = faces[self.next : self.next + CALIBRATION_BATCH]
+            self.next += CALIBRATION_BATCH
+            scale_input(chunk, metadata.input_scale, out=self.buffer.host)
+            self.buffer.to_device(self.buffer.nbytes, self.stream)
+            cuda_call(_cudart().cudaStreamSynchronize(self.stream))
+            return [int(self.buffer.device_ptr)]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache_file.read_bytes() if cache_file.is_file() else None
+
+        def write_calibration_cache(self, cache) -> None:
+            cache_file.write_bytes(bytes(cache))
+
+        def free(self) -> None:
+            self.buffer.free()
+            cuda_call(_cudart().cudaStreamDestroy(self.stream))
+
+    return FerCalibrator()
+
+
+def build_plan(model_path: Path, metadata: ModelMetadata, precision: str, cache_dir: Path) -> bytes:
+    """Parse the ONNX file and build a serialized engine for batch sizes 1..PROFILE_MAX."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(model_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ModelError(f"{model_path}: TensorRT cannot parse the model: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    size, name = metadata.input_size, network.get_input(0).name
+    profile = builder.create_optimization_profile()
+    profile.set_shape(name, (PROFILE_MIN, 1, size, size), (PROFILE_OPT, 1, size, size), (PROFILE_MAX, 1, size, size))
+    config.add_optimization_profile(profile)
+    calibrator = None
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        cache_file = Path(cache_dir) / f"{file_sha256(model_path)[:16]}.calib"
+        calibrator = make_calibrator(calibration_faces(metadata), metadata, cache_file)
+        config.int8_calibrator = calibrator
+        config.set_calibration_profile(profile)
+    try:
+        plan = builder.build_serialized_network(network, config)
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+    if plan is None:
+        raise RuntimeError(f"TensorRT failed to build a {precision} engine from {model_path}")
+    return bytes(plan)
+
+
+class TensorRTEngine(EmotionEngine):
+    """Emotion model on TensorRT; the plan is built once per model/precision/TensorRT/GPU and cached."""
+
+    backend = "tensorrt"
+
+    def __init__(
+        self,
+        model_path: Path | str = DEFAULT_MODEL,
+        precision: str = "fp16",
+        max_batch: int = PROFILE_MAX,
+        cache_dir: Path | str | None = None,
+    ) -> None:
+        import tensorrt as trt
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if not 1 <= max_batch <= PROFILE_MAX:
+            raise ValueError(f"max_batch must be in 1..{PROFILE_MAX}, got {max_batch}")
+        reason = unavailable_reason()
+        if reason:
+            raise RuntimeError(f"TensorRT cannot run here: {reason}")
+        self.model_path = Path(model_path)
+        super().__init__(read_metadata(self.model_path), max_batch)
+        self.precision = precision
+        cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.plan_path = plan_path(cache_dir, file_sha256(self.model_path), precision, trt.__version__, gpu_name())
+        if not self.plan_path.is_file():
+            log.info("building TensorRT %s engine for %s (cached at %s)", precision, self.model_path, self.plan_path)
+            plan = build_plan(self.model_path, self.metadata, precision, cache_dir)
+            tmp = self.plan_path.with_suffix(".tmp")
+            tmp.write_bytes(plan)
+            tmp.replace(self.plan_path)
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
+        if self._engine is None:
+            raise ModelError(f"{self.plan_path}: TensorRT cannot deserialize the cached plan (delete it to rebuild)")
+        self._context = self._engine.create_execution_context()
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{self.model_path}: expected one input and one output tensor, got {names}")
+        self._input, self._output = inputs[0], outputs[0]
+        size, classes = self.metadata.input_size, len(self.metadata.classes)
+        self._in = PinnedArray((max_batch, 1, size, size))
+        self._out = PinnedArray((max_batch, classes))
+        self._context.set_tensor_address(self._input, int(self._in.device_ptr))
+        self._context.set_tensor_address(self._output, int(self._out.device_ptr))
+        self._stream = cuda_call(_cudart().cudaStreamCreate())
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        n, size = len(batch), self.metadata.input_size
+        scale_input(batch, self.metadata.input_scale, out=self._in.host[:n])
+        self._context.set_input_shape(self._input, (n, 1, size, size))
+        self._in.to_device(n * size * size * 4, self._stream)
+        if not self._context.execute_async_v3(int(self._stream)):
+            raise RuntimeError("TensorRT execution failed")
+        self._out.to_host(n * len(self.metadata.classes) * 4, self._stream)
+        cuda_call(_cudart().cudaStreamSynchronize(self._stream))
+        return self._out.host[:n]
+
+    def close(self) -> None:
+        if getattr(self, "_stream", None) is None:
+            return
+        cuda_call(_cudart().cudaStreamSynchronize(self._stream))
+        self._in.free()
+        self._out.free()
+        cuda_call(_cudart().cudaStreamDestroy(self._stream))
+        self._stream = None
+        self._context = self._engine = None

@@ -1,0 +1,117 @@
+"""The local stack as one unit: `up` (broker + topics + ClickHouse store), `down`, `status`.
+
+A bootstrap on 127.0.0.1/localhost gets the local `KafkaBroker`; any other bootstrap is treated as an
+external cluster: `up` only checks that it answers and creates the topics, `down` leaves it alone.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from infra.kafka_broker import BrokerError, KafkaBroker, ensure_jars, is_local_bootstrap, ping
+from infra.topics import PROCESSOR_GROUP, consumer_lag, describe_topics, ensure_topics
+from moviemotion.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUS_TIMEOUT_S = 5.0
+STORE_MODULE_MISSING = "infra.clickhouse.service is not installed; the ClickHouse store is not managed by this stack"
+
+
+@dataclass(frozen=True)
+class TopicStatus:
+    partitions: int
+    retention_ms: int | None
+    cleanup_policy: str | None
+    segment_ms: int | None
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    bootstrap: str
+    local_broker: bool  # True: the stack runs the broker itself (bootstrap on 127.0.0.1)
+    broker_pid: int | None
+    broker_answering: bool
+    topics: dict[str, TopicStatus] = field(default_factory=dict)
+    consumer_group: str = PROCESSOR_GROUP
+    consumer_lag: dict[str, int] = field(default_factory=dict)
+    store: dict = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.broker_answering and bool(self.topics) and bool(self.store.get("running"))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "healthy": self.healthy}
+
+
+def _store_service():
+    """infra.clickhouse.service, or None while that module is not there (reported in the status)."""
+    try:
+        from infra.clickhouse import service
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("infra.clickhouse", "infra.clickhouse.service"):
+            raise
+        return None
+    return service
+
+
+def _topic_status(described: dict) -> TopicStatus:
+    configs = described["configs"]
+
+    def as_int(key: str) -> int | None:
+        value = configs.get(key)
+        return int(value) if value not in (None, "") else None
+
+    return TopicStatus(partitions=described["partitions"], retention_ms=as_int("retention.ms"),
+                       cleanup_policy=configs.get("cleanup.policy"), segment_ms=as_int("segment.ms"))
+
+
+def up(settings: Settings, timeout: float = 90, progress: Callable[[str], None] = lambda step: None) -> StackStatus:
+    """Start (or reuse) the broker, create/align the topics, start the store; returns the resulting status."""
+    if is_local_bootstrap(settings.kafka_bootstrap):
+        progress("Kafka jars")
+        ensure_jars()
+        progress("Kafka broker")
+        KafkaBroker.from_settings(settings).start(timeout=timeout)
+    else:
+        progress("Kafka broker (external)")
+        if not ping(settings.kafka_bootstrap, timeout_s=min(timeout, 15)):
+            raise BrokerError(f"external Kafka at {settings.kafka_bootstrap} does not answer")
+    progress("Kafka topics")
+    ensure_topics(settings.kafka_bootstrap, settings, timeout_s=min(timeout, 60))
+    progress("ClickHouse store")
+    service = _store_service()
+    if service is None:
+        log.warning(STORE_MODULE_MISSING)
+    elif not settings.clickhouse_url:
+        service.start_store(settings, timeout=min(timeout, 60))
+    return status(settings)
+
+
+def down(settings: Settings, timeout: float = 30) -> None:
+    """Stop the store and the local broker (an external Kafka or ClickHouse server is left running)."""
+    service = _store_service()
+    if service is not None and not settings.clickhouse_url:
+        service.stop_store(settings, timeout=timeout)
+    if is_local_bootstrap(settings.kafka_bootstrap):
+        KafkaBroker.from_settings(settings).stop(timeout=timeout)
+
+
+def status(settings: Settings) -> StackStatus:
+    """Broker process/answering, topics (partitions, retention), processor consumer lag, store status."""
+    local = is_local_bootstrap(settings.kafka_bootstrap)
+    pid = KafkaBroker.from_settings(settings).pid() if local else None
+    answering = ping(settings.kafka_bootstrap, timeout_s=STATUS_TIMEOUT_S)
+    topics: dict[str, TopicStatus] = {}
+    lag: dict[str, int] = {}
+    if answering:
+        names = [settings.topics.faces, settings.topics.emotion_events, settings.topics.dead_letters]
+        described = describe_topics(settings.kafka_bootstrap, names, timeout_s=STATUS_TIMEOUT_S)
+        topics = {name: _topic_status(described[name]) for name in names if name in described}
+        lag = consumer_lag(settings.kafka_bootstrap, PROCESSOR_GROUP, timeout_s=STATUS_TIMEOUT_S)
+    service = _store_service()
+    store = service.store_status(settings) if service is not None else {"running": False, "error": STORE_MODULE_MISSING}
+    return StackStatus(bootstrap=settings.kafka_bootstrap, local_broker=local, broker_pid=pid,
+                       broker_answering=answering, topics=topics, consumer_lag=lag, store=store)

@@ -1,0 +1,147 @@
+"""MoviEmotion's Kafka topics: their specs (partitions + explicit configs), idempotent creation, consumer lag.
+
+`faces` carries face crops, so its retention is short and enforced: retention acts per closed segment, hence
+`segment.ms` <= retention. `emotion-events` and `dead-letters` keep 7 days.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, TopicAlreadyExistsError
+
+from infra.kafka_broker import admin_client
+
+log = logging.getLogger(__name__)
+
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+MAX_FACES_SEGMENT_MS = 5 * 60 * 1000
+DEAD_LETTER_PARTITIONS = 3
+MIN_FACES_PARTITIONS = 12
+PROCESSOR_GROUP = "moviemotion-processor"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+def topic_specs(settings) -> tuple[TopicSpec, ...]:
+    """The three topics with the partition counts and configs `settings` asks for."""
+    if settings.faces_partitions < MIN_FACES_PARTITIONS:
+        raise ValueError(f"faces_partitions must be >= {MIN_FACES_PARTITIONS}, got {settings.faces_partitions}")
+    if settings.faces_retention_ms <= 0:
+        raise ValueError(f"faces_retention_ms must be positive, got {settings.faces_retention_ms}")
+    retention = settings.faces_retention_ms
+    week = {"cleanup.policy": "delete", "retention.ms": str(SEVEN_DAYS_MS)}
+    return (
+        TopicSpec(settings.topics.faces, settings.faces_partitions, {
+            "cleanup.policy": "delete",
+            "retention.ms": str(retention),
+            "segment.ms": str(min(retention, MAX_FACES_SEGMENT_MS)),
+            "message.timestamp.type": "CreateTime",
+        }),
+        TopicSpec(settings.topics.emotion_events, settings.events_partitions, dict(week)),
+        TopicSpec(settings.topics.dead_letters, DEAD_LETTER_PARTITIONS, dict(week)),
+    )
+
+
+def _partition_counts(admin, names: list[str]) -> dict[str, int]:
+    existing = set(admin.list_topics())
+    wanted = [name for name in names if name in existing]
+    if not wanted:
+        return {}
+    return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics(wanted)
+            if topic.get("error_code", 0) == 0}
+
+
+def _configs(admin, name: str, keys: list[str] | None = None) -> dict[str, str]:
+    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=keys)
+    described = admin.describe_configs([resource], config_filter="all")["topic"][name]
+    return {key: entry["value"] for key, entry in described.items()}
+
+
+def describe_topics(bootstrap: str, names: list[str], timeout_s: float = 15) -> dict[str, dict]:
+    """{topic: {"partitions": n, "configs": {key: value}}} for those of `names` that exist (all configs)."""
+    with admin_client(bootstrap, timeout_s) as admin:
+        counts = _partition_counts(admin, names)
+        return {name: {"partitions": count, "configs": _configs(admin, name)} for name, count in counts.items()}
+
+
+def ensure_topics(bootstrap: str, settings, timeout_s: float = 30) -> dict[str, dict]:
+    """Create/raise/re-configure the topics idempotently; returns {topic: {"partitions", "configs"}} read back.
+
+    The returned configs hold the keys the spec sets. Partitions are only ever raised (Kafka cannot shrink).
+    """
+    specs = topic_specs(settings)
+    names = [spec.name for spec in specs]
+    with admin_client(bootstrap, timeout_s) as admin:
+        counts = _partition_counts(admin, names)
+        for spec in specs:
+            _align_partitions(admin, spec, counts.get(spec.name), timeout_s)
+        admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
+        for spec in specs:
+            _align_configs(admin, spec)
+        counts = _partition_counts(admin, names)
+        return {spec.name: {"partitions": counts[spec.name], "configs": _configs(admin, spec.name, list(spec.configs))}
+                for spec in specs}
+
+
+def _align_partitions(admin, spec: TopicSpec, current: int | None, timeout_s: float) -> None:
+    timeout_ms = int(timeout_s * 1000)
+    if current is None:
+        log.info("Creating topic %s (%d partitions) %s", spec.name, spec.partitions, spec.configs)
+        try:
+            admin.create_topics({spec.name: {"num_partitions": spec.partitions, "configs": spec.configs}},
+                                timeout_ms=timeout_ms)
+        except TopicAlreadyExistsError:
+            log.info("Topic %s was created concurrently", spec.name)
+    elif current < spec.partitions:
+        log.info("Raising %s partitions %d -> %d", spec.name, current, spec.partitions)
+        admin.create_partitions({spec.name: spec.partitions}, timeout_ms=timeout_ms)
+    elif current > spec.partitions:
+        log.warning("%s has %d partitions (> %d asked); Kafka cannot shrink a topic, keeping them",
+                    spec.name, current, spec.partitions)
+
+
+def _align_configs(admin, spec: TopicSpec) -> None:
+    current = _configs(admin, spec.name, list(spec.configs))
+    changed = {key: value for key, value in spec.configs.items() if current.get(key) != value}
+    if not changed:
+        return
+    log.info("Altering %s configs: %s", spec.name, changed)
+    result = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=changed)])
+    if result["topic"][spec.name] != "OK":
+        raise RuntimeError(f"altering {spec.name} configs {changed} failed: {result['topic'][spec.name]}")
+
+
+def _group_offsets(admin, group_id: str, timeout_s: float) -> dict:
+    """Committed offsets of `group_id`; retries while the group coordinator is still being created."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return admin.list_group_offsets(group_id).get(group_id, {})
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def consumer_lag(bootstrap: str, group_id: str = PROCESSOR_GROUP, timeout_s: float = 15) -> dict[str, int]:
+    """{topic: sum over partitions of (end offset - committed offset)} for the partitions `group_id` committed."""
+    with admin_client(bootstrap, timeout_s) as admin:
+        committed = {tp: meta.offset for tp, meta in _group_offsets(admin, group_id, timeout_s).items()
+                     if meta.offset >= 0}
+        if not committed:
+            return {}
+        ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in committed},
+                                            timeout_ms=int(timeout_s * 1000))
+    lag: dict[str, int] = {}
+    for tp, offset in committed.items():
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp].offset - offset)
+    return lag
+

@@ -1,0 +1,44 @@
+"""`moviemotion worker`: run a stream-processing worker (the Faust app in stream_processors.app)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from moviemotion.settings import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process (or the Faust app module) load these settings."""
+    return {
+        "MOVIEMOTION_STATE_DIR": str(settings.state_dir),
+        "MOVIEMOTION_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "MOVIEMOTION_CLICKHOUSE_URL": settings.clickhouse_url,
+    }
+
+
+@click.command("worker")
+@click.option("--loglevel", "-l", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+@click.option("--max-batch", type=int, default=None, help="Faces per inference batch (GPU: large, theater CPU box: small).")
+@click.option("--engine", "engine_backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default=None)
+@click.pass_obj
+def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_backend: str | None) -> None:
+    """Score faces from Kafka and store emotion events in ClickHouse until stopped (SIGTERM/Ctrl-C).
+
+    Start several on different hosts (same --bootstrap): they share the `faces` partitions and
+    per-person state moves with the partitions on rebalance.
+    """
+    os.environ.update(settings_env(settings))
+    if max_batch:
+        os.environ["MOVIEMOTION_MAX_BATCH"] = str(max_batch)
+    if engine_backend:
+        os.environ["MOVIEMOTION_ENGINE"] = engine_backend
+    from stream_processors.app import app
+
+    sys.argv = ["moviemotion-worker", "worker", "--loglevel", loglevel]
+    app.main()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(worker)

@@ -1,0 +1,174 @@
+"""The Faust worker: faces -> scores -> per-person state -> emotion events -> ClickHouse.
+
+Topology (the logic lives in scoring.py, person_state.py, sink.py and metrics.py):
+
+    faces (raw FaceFrame bytes, key = person key)
+      -> score_faces: micro-batches -> engine -> frame_scores rows (ClickHouse, once each)
+                      -> person_states table (changelog, co-partitioned with faces)
+                      -> emotion-events (one EmotionEvent per person per movie second)
+      bad input -> dead-letters (original bytes, reason in headers)
+    emotion-events -> store_events: batches -> viewer_seconds (ClickHouse, once each;
+                      the audience_seconds materialized view aggregates on insert)
+    every second: close the open second of viewers with no frame for `idle_flush_s`
+    every 5 seconds: pipeline health -> pipeline_metrics
+
+Offsets are committed only after a batch's effects are stored: `take_events` acks a batch when
+the agent body returns, and the body returns only after ClickHouse accepted the rows and Kafka
+the events. A replay after a crash is harmless: the sink skips stored keys and the person state
+drops frames it has already seen.
+
+Run: `moviemotion worker` (or `python -m stream_processors.app worker -l info`).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import faust
+from faust.types import TP
+
+from engines.select import load_engine
+from infra.clickhouse.client import connect
+from infra.topics import consumer_lag
+from moviemotion.settings import load_settings
+from schemas.dead_letter import dead_letter_headers
+from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
+from stream_processors.config import StateConfig
+from stream_processors.metrics import PipelineMetrics
+from stream_processors.person_state import PersonState
+from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
+from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
+
+settings = load_settings()
+state_config = StateConfig()
+
+app = faust.App(
+    settings.processor_group,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="memory://",
+    topic_partitions=settings.faces_partitions,
+    topic_replication_factor=1,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,
+    producer_acks=-1,
+    web_enabled=False,
+)
+
+faces_topic = app.topic(settings.topics.faces, key_serializer="raw", value_serializer="raw", internal=False)
+events_topic = app.topic(settings.topics.emotion_events, key_serializer="raw", value_serializer="raw", internal=False)
+dead_letters = app.topic(settings.topics.dead_letters, key_serializer="raw", value_serializer="raw", internal=False)
+
+# Per-person state, keyed by person key. use_partitioner: a key's changelog partition is the
+# murmur2 partition its faces go to, so state follows the faces partitions on rebalance.
+person_states = app.Table(
+    "person-states", default=None, partitions=settings.faces_partitions,
+    use_partitioner=True, key_type=bytes,
+)
+
+engine = load_engine(settings.engine_backend)
+crop_size = engine.metadata.input_size
+frame_sink = ClickHouseSink(lambda: connect(settings), FRAME_SCORES)
+event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)
+metrics = PipelineMetrics()
+last_frame_at: dict[bytes, tuple[float, int]] = {}  # person key -> (wall time, faces partition)
+
+
+async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
+    message = event.message
+    headers = dead_letter_headers(reason, error, message.topic, message.partition, message.offset)
+    await dead_letters.send(key=message.key, value=message.value, headers=headers)
+    metrics.dead_letters += 1
+
+
+def load_state(key: bytes) -> PersonState:
+    stored = person_states.get(key)
+    return PersonState(state_config) if stored is None else PersonState.from_dict(stored, state_config)
+
+
+async def publish(states: dict[bytes, tuple[PersonState, list]]) -> None:
+    """Send each person's completed seconds, wait until Kafka has them, then save the states."""
+    pending = [
+        await events_topic.send(key=key, value=encode_emotion_event(emotion_event(summary)))
+        for key, (_, summaries) in states.items() for summary in summaries
+    ]
+    await asyncio.gather(*pending)
+    for key, (state, _) in states.items():
+        person_states[key] = state.to_dict()
+    metrics.events_out += len(pending)
+
+
+@app.agent(faces_topic)
+async def score_faces(stream):
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(settings.max_batch, within=settings.batch_within_s):
+        decoded, rejected = decode_batch([e.message.value for e in events], crop_size)
+        for bad in rejected:
+            await to_dead_letters(events[bad.index], bad.reason, bad.error)
+        if not decoded:
+            continue
+        frames = [frame for _, frame in decoded]
+        probs = await loop.run_in_executor(None, score, engine, frames)
+        version = engine.model_version
+        rows = [frame_score_row(f, p, version) for f, p in zip(frames, probs)]
+        await loop.run_in_executor(None, frame_sink.write, rows)
+        metrics.record_frames(rows)
+        states: dict[bytes, tuple[PersonState, list]] = {}
+        for (index, frame), frame_probs in zip(decoded, probs):
+            key = events[index].message.key
+            state, summaries = states.get(key) or (load_state(key), [])
+            summaries.extend(state.update(scored_frame(frame, frame_probs, version)))
+            states[key] = (state, summaries)
+            last_frame_at[key] = (time.monotonic(), events[index].message.partition)
+        await publish(states)
+
+
+@app.agent(events_topic)
+async def store_events(stream):
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(settings.sink_batch, within=settings.sink_within_s):
+        rows = []
+        for event in events:
+            try:
+                rows.append(viewer_second_row(decode_emotion_event(event.message.value)))
+            except SchemaError as exc:
+                await to_dead_letters(event, exc.reason, str(exc))
+        if rows:
+            await loop.run_in_executor(None, event_sink.write, rows)
+            metrics.record_events(rows)
+
+
+@app.timer(interval=1.0)
+async def close_idle_viewers():
+    """Publish the open second of viewers whose frames stopped (end of film, left the seat)."""
+    now = time.monotonic()
+    actives = app.assignor.assigned_actives()
+    idle = [k for k, (seen, part) in last_frame_at.items()
+            if now - seen >= settings.idle_flush_s and TP(settings.topics.faces, part) in actives]
+    states = {}
+    for key in idle:
+        del last_frame_at[key]
+        state = load_state(key)
+        summaries = state.flush()
+        if summaries:
+            states[key] = (state, summaries)
+    if states:
+        await publish(states)
+
+
+@app.timer(interval=5.0)
+async def report_health():
+    """Write this worker's pipeline health; a store or broker hiccup only skips one sample."""
+    loop = asyncio.get_running_loop()
+
+    def write() -> None:
+        lag = consumer_lag(settings.kafka_bootstrap, settings.processor_group).get(settings.topics.faces, 0)
+        with connect(settings) as client:
+            client.insert("pipeline_metrics", metrics.sample(component="worker", lag=lag))
+
+    try:
+        await loop.run_in_executor(None, write)
+    except Exception as exc:  # health reporting must never stop scoring
+        app.log.warning("pipeline metrics not written: %s", exc)
+
+if __name__ == "__main__":
+    app.main()

@@ -1,0 +1,92 @@
+"""A viewer's neutral baseline: their resting expression as a probability vector.
+
+Calibrating: the mean of the frames inside a calibration window, [first frame, +calibration_s)
+of movie time or the explicit `calibration_segment`. A window that closes with fewer than
+`calibration_min_frames` frames is replaced by a fresh default-length window starting at the next
+frame. Until ready, `update` returns the population baseline. Ready: the baseline follows the
+viewer slowly (time constant `baseline_tau_s`), and only on resting frames (overall intensity at
+most `baseline_rest_intensity`), so a strong reaction does not move it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from stream_processors.config import StateConfig
+from stream_processors.intensity import emotion_intensities, overall_intensity
+from stream_processors.smoothing import blend, ema_alpha
+
+
+class NeutralBaseline:
+    """`update(t, probs)` feeds one frame (times strictly increasing) and returns the baseline in effect for it."""
+
+    def __init__(self, config: StateConfig) -> None:
+        self._config = config
+        self._window: tuple[float, float] | None = None
+        self._count = 0
+        self._sum = np.zeros(len(config.population_baseline))
+        self._value: np.ndarray | None = None  # set once calibrated
+        self._last_t: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    @property
+    def value(self) -> np.ndarray:
+        """The person's baseline once calibrated, else the population baseline."""
+        if self._value is None:
+            return np.asarray(self._config.population_baseline, dtype=np.float64)
+        return self._value.copy()
+
+    def update(self, t: float, probs: np.ndarray) -> np.ndarray:
+        probs = np.asarray(probs, dtype=np.float64)
+        if self._last_t is not None and t <= self._last_t:
+            raise ValueError(f"baseline times must increase: got t={t} after t={self._last_t}")
+        if self.ready:
+            self._adapt(t, probs)
+        else:
+            self._calibrate(t, probs)
+        self._last_t = t
+        return self.value
+
+    def _calibrate(self, t: float, probs: np.ndarray) -> None:
+        if self._window is None:
+            self._window = self._config.calibration_segment or (t, t + self._config.calibration_s)
+        start, end = self._window
+        if t >= end:
+            if self._count >= self._config.calibration_min_frames:
+                self._value = self._sum / self._count
+                return
+            self._window = (t, t + self._config.calibration_s)
+            self._count, self._sum = 0, np.zeros_like(self._sum)
+            start = t
+        if t >= start:
+            self._count += 1
+            self._sum += probs
+
+    def _adapt(self, t: float, probs: np.ndarray) -> None:
+        if overall_intensity(emotion_intensities(probs, self._value)) > self._config.baseline_rest_intensity:
+            return
+        dt = min(t - self._last_t, self._config.baseline_max_step_s)
+        self._value = blend(self._value, probs, ema_alpha(dt, self._config.baseline_tau_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": None if self._window is None else list(self._window),
+            "count": self._count,
+            "sum": self._sum.tolist(),
+            "value": None if self._value is None else self._value.tolist(),
+            "last_t": self._last_t,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], config: StateConfig) -> "NeutralBaseline":
+        baseline = cls(config)
+        baseline._window = None if data["window"] is None else tuple(data["window"])
+        baseline._count = int(data["count"])
+        baseline._sum = np.asarray(data["sum"], dtype=np.float64)
+        baseline._value = None if data["value"] is None else np.asarray(data["value"], dtype=np.float64)
+        baseline._last_t = data["last_t"]
+        return baseline

@@ -1,0 +1,30 @@
+"""Expression intensity: how far a viewer's expression sits above their own resting baseline.
+
+Pure functions. Per emotion e, with expression p and baseline b (probability vectors):
+
+    i_e = clip((p_e - b_e) / (1 - b_e), 0, 1)
+
+the share of the headroom above the viewer's resting level that the expression fills.
+Overall intensity is the largest i_e over the non-neutral emotions. See docs/emotion-metrics.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engines.emotions import EMOTION_INDEX
+
+NEUTRAL = EMOTION_INDEX["neutral"]
+# A baseline already at (nearly) 1 leaves no headroom; cap it so the ratio stays finite.
+_MAX_BASELINE = 1.0 - 1e-6
+
+
+def emotion_intensities(probs: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Per-emotion intensity in [0, 1], shape (8,), in EMOTIONS order."""
+    base = np.minimum(np.asarray(baseline, dtype=np.float64), _MAX_BASELINE)
+    excess = (np.asarray(probs, dtype=np.float64) - base) / (1.0 - base)
+    return np.clip(excess, 0.0, 1.0)
+
+
+def overall_intensity(intensities: np.ndarray) -> float:
+    """The strongest non-neutral emotion's intensity, in [0, 1]."""
+    return float(np.delete(intensities, NEUTRAL).max())

@@ -1,0 +1,67 @@
+"""Backend selection: auto picks TensorRT only where it can run, env override, fallback logged once."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engines.select import EngineUnavailable, load_engine, resolve_backend
+from engines.tensorrt_engine import unavailable_reason
+from tests.fixtures.engine_faces import shipped_model  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+needs_no_tensorrt = pytest.mark.skipif(unavailable_reason() is None, reason="TensorRT runs here: no fallback to see")
+
+
+def test_auto_picks_what_this_machine_can_run(shipped_model, monkeypatch):
+    monkeypatch.delenv("MOVIEMOTION_ENGINE", raising=False)
+    expected = "tensorrt" if unavailable_reason() is None else "onnxruntime"
+    engine = load_engine("auto", shipped_model)
+    assert engine.backend == expected
+    assert engine.model_version
+
+
+@needs_no_tensorrt
+def test_fallback_reason_is_logged_once_per_process(shipped_model):
+    script = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(name)s %(message)s')\n"
+        "from engines.select import load_engine\n"
+        f"engines = [load_engine('auto', {str(shipped_model)!r}) for _ in range(3)]\n"
+        "print('backends', *[e.backend for e in engines])\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    fallbacks = [line for line in lines if line.startswith("engines.select") and "falling back to ONNX Runtime" in line]
+    assert len(fallbacks) == 1, lines
+    assert unavailable_reason() in fallbacks[0]
+    assert "backends onnxruntime onnxruntime onnxruntime" in lines
+
+
+def test_env_var_overrides_auto(shipped_model, monkeypatch):
+    monkeypatch.setenv("MOVIEMOTION_ENGINE", "onnxruntime")
+    assert resolve_backend("auto") == "onnxruntime"
+    assert load_engine(model_path=shipped_model).backend == "onnxruntime"
+    monkeypatch.setenv("MOVIEMOTION_ENGINE", "tensorrt")
+    assert resolve_backend("auto") == "tensorrt"
+    # An explicit backend is not overridden.
+    assert resolve_backend("onnxruntime") == "onnxruntime"
+
+
+def test_unknown_backend_names_are_refused(monkeypatch):
+    monkeypatch.delenv("MOVIEMOTION_ENGINE", raising=False)
+    with pytest.raises(ValueError, match="unknown engine backend 'cuda-magic'"):
+        resolve_backend("cuda-magic")
+    monkeypatch.setenv("MOVIEMOTION_ENGINE", "bogus")
+    with pytest.raises(ValueError, match=r"'bogus'.*MOVIEMOTION_ENGINE"):
+        resolve_backend("auto")
+
+
+@needs_no_tensorrt
+def test_explicit_tensorrt_without_it_is_a_clear_error(shipped_model, monkeypatch):
+    monkeypatch.delenv("MOVIEMOTION_ENGINE", raising=False)
+    with pytest.raises(EngineUnavailable, match="TensorRT backend requested but"):
+        load_engine("tensorrt", shipped_model)

@@ -128,9 +128,9 @@ def predict(infer: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch:
 
 def run_models(faces: EvalFaces, model_path: Path, backend: str, reference_hdf5: Path | None, cache_dir: Path, batch: int, progress: bool) -> list[ScoredModel]:
     """Probabilities of the shipped model (aligned crops) and, unless None, the reference (raw framing)."""
-    engine = load_engine(backend, model_path)
-    models = [ScoredModel("shipped", engine.model_version, str(model_path), "aligned crops (engines.preprocessing.align_face)",
-                          tuple(engine.metadata.classes), predict(engine.infer, faces.aligned, batch, "shipped model", progress))]
+    with load_engine(backend, model_path) as engine:
+        models = [ScoredModel("shipped", engine.model_version, str(model_path), f"aligned crops (align_face) on {engine.backend}",
+                              tuple(engine.metadata.classes), predict(engine.infer, faces.aligned, batch, "shipped model", progress))]
     if reference_hdf5 is not None:
         onnx_path = build_reference_onnx(reference_hdf5, cache_dir)
         ref = ReferenceModel(onnx_path)

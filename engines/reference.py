@@ -110,7 +110,7 @@ def keras_to_onnx(layers: list[KerasLayer], input_shape: tuple[int, int, int]):
     height, width, channels = input_shape
     nodes, inits = [], []
     out: dict[str, str] = {}  # Keras layer name -> ONNX tensor name of its output
-    width: dict[str, int] = {}  # Keras layer name -> its output channels
+    depth: dict[str, int] = {}  # Keras layer name -> its output channels
 
     def init(name: str, array: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
@@ -119,7 +119,7 @@ def keras_to_onnx(layers: list[KerasLayer], input_shape: tuple[int, int, int]):
     for layer in layers:
         c, n, w = layer.config, layer.name, layer.weights
         src = [out[i] for i in layer.inputs]
-        width[n] = c["filters"] if "filters" in c else width[layer.inputs[0]] if layer.inputs else channels
+        depth[n] = c["filters"] if "filters" in c else depth[layer.inputs[0]] if layer.inputs else channels
         if layer.kind == "InputLayer":
             out[n] = "input"
             continue
@@ -167,7 +167,7 @@ def keras_to_onnx(layers: list[KerasLayer], input_shape: tuple[int, int, int]):
             raise ValueError(f"unsupported Keras layer {layer.kind} ({n})")
         out[n] = res
 
-    num_classes = width[layers[-1].name]
+    num_classes = depth[layers[-1].name]
     nodes.append(helper.make_node("Identity", [out[layers[-1].name]], ["probabilities"], name="output"))
     graph = helper.make_graph(
         nodes, "reference_mini_xception",

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 
 from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
-from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, TopicAlreadyExistsError
+from kafka.errors import (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError,
+                          TopicAlreadyExistsError)
 
 from infra.kafka_broker import admin_client
 
@@ -120,12 +121,12 @@ def _align_configs(admin, spec: TopicSpec) -> None:
 
 
 def _group_offsets(admin, group_id: str, timeout_s: float) -> dict:
-    """Committed offsets of `group_id`; retries while the group coordinator is still being created."""
+    """Committed offsets of `group_id`; retries while the group coordinator is being created or loaded."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return admin.list_group_offsets(group_id).get(group_id, {})
-        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.5)

@@ -3,7 +3,7 @@
 Only aligned gray crops (plus box, landmarks, head pose) are published, keyed by the seat-based
 person key; full frames never leave the host. Opted-out seats and faces outside every seat are
 dropped before any crop is made. The Kafka producer is idempotent with acks=all, so per-key order
-holds across retries. A stop event (SIGTERM/SIGINT via `install_stop_signals`) ends the loop; the
+holds across retries. A stop event (SIGTERM/SIGINT via `stop_on_signals`) ends the loop; the
 producer is always flushed before returning.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
@@ -83,14 +84,19 @@ def open_kafka_producer(bootstrap: str, timeout_s: float = 10.0) -> KafkaProduce
         raise BrokerUnavailable(f"Kafka broker at {bootstrap} not reachable within {timeout_s:g}s: {exc}") from None
 
 
-def install_stop_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set `stop` (call from the main thread)."""
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While inside, SIGTERM and SIGINT set `stop` (main thread only); the old handlers come back after."""
     def handler(signum, _frame) -> None:
         log.info("received %s: stopping after flush", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class CameraProducer:

@@ -38,7 +38,7 @@ def frame_rows(rng, screening: str, people: int, frames: int, captured: datetime
                 {
                     "screening_id": screening, "theater_id": "t1", "camera_id": f"cam{person % 2}", "seat_id": f"A{person}",
                     "person_key": f"{screening}/p{person}", "track_id": person, "frame_id": frame,
-                    "captured_us": int(at.replace(tzinfo=timezone.utc).timestamp() * 1_000_000), "captured_at": at,
+                    "captured_us": int(at.replace(tzinfo=timezone.utc).timestamp() * 1_000_000), "captured_at": at.replace(microsecond=0),
                     "movie_ts": frame / 10, **{f"p_{e}": float(p) for e, p in zip(EMOTIONS, probs)},
                     "yaw": float(rng.normal(0, 10)), "pitch": float(rng.normal(0, 5)),
                     "detection_score": float(rng.uniform(0.6, 1)), "model_version": "test-1",

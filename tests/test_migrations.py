@@ -38,7 +38,7 @@ def test_migrations_apply_in_order_once(clickhouse_factory, backend):
     assert applied_migrations(client) == labels
     recorded = client.query("SELECT version, count() FROM schema_migrations GROUP BY version ORDER BY version")
     assert recorded == [(m.version, 1) for m in discover(MIGRATIONS_DIR)]
-    assert set(CORE_TABLES) | {"audience_seconds_mv", "audience_seconds_attending_mv"} <= existing_tables(client)
+    assert set(CORE_TABLES) | {"audience_seconds_mv"} <= existing_tables(client)
 
 
 def test_frame_scores_ttl_only_where_supported(clickhouse):

@@ -162,3 +162,15 @@ def test_service_keeps_serving_after_bad_requests(server):
         assert request(server, "/v1/crops:score", b"junk", "application/x-npy")[0] == 400
     assert request(server, "/healthz")[0] == 200
     assert request(server, "/unknown")[0] == 404
+
+
+def test_serve_command_refuses_a_bad_model_file(tmp_path):
+    from click.testing import CliRunner
+
+    from moviemotion.cli import main
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    result = CliRunner().invoke(main, ["--state-dir", str(tmp_path), "engine", "serve", "--model", str(bad), "--port", "0"])
+    assert result.exit_code == 1
+    assert "bad.onnx" in result.output and "Error" in result.output

@@ -9,7 +9,7 @@ import click
 from tqdm import tqdm
 
 from moviemotion.settings import Settings
-from producers.camera_producer import BrokerUnavailable, CameraConfig, CameraProducer, install_stop_signals, open_kafka_producer
+from producers.camera_producer import BrokerUnavailable, CameraConfig, CameraProducer, open_kafka_producer, stop_on_signals
 from producers.opt_out import load_opt_out
 from producers.seat_map import SeatMapError, load_seat_map
 from producers.sources import Backoff, SourceError, VideoFileSource, open_source
@@ -49,25 +49,24 @@ def produce(settings: Settings, source, camera_id, screening_id, theater_id, sea
     Only aligned face crops keyed by the seat-based person key leave the host. SIGTERM/SIGINT
     flush and exit cleanly.
     """
-    stop = threading.Event()
-    install_stop_signals(stop)
     try:
-        seat_map = load_seat_map(seat_map_path)
-        opt_out = load_opt_out(opt_out_path)
-        frames = open_source(source, fps, start_us=_start_us(start), realtime=realtime,
-                             backoff=Backoff(max_retries=max_reconnects), stop=stop)
-        total = None
-        if isinstance(frames, VideoFileSource):
-            seat_map.check_frame_size(*frames.frame_size)
-            total = int(frames.frame_count / frames.video_fps * fps) or None
-        camera = CameraProducer(CameraConfig(screening_id, theater_id, camera_id, crop_size, stats_every, broker_timeout),
-                                seat_map, opt_out)
-        producer = open_kafka_producer(settings.kafka_bootstrap, broker_timeout)
-        try:
-            with tqdm(frames, total=total, desc=f"camera {camera_id}", unit="frame") as progress:
-                stats = camera.publish(progress, producer, settings.topics.faces, stop)
-        finally:
-            producer.close(timeout=broker_timeout)
+        with stop_on_signals(threading.Event()) as stop:
+            seat_map = load_seat_map(seat_map_path)
+            opt_out = load_opt_out(opt_out_path)
+            frames = open_source(source, fps, start_us=_start_us(start), realtime=realtime,
+                                 backoff=Backoff(max_retries=max_reconnects), stop=stop)
+            total = None
+            if isinstance(frames, VideoFileSource):
+                seat_map.check_frame_size(*frames.frame_size)
+                total = int(frames.frame_count / frames.video_fps * fps) or None
+            config = CameraConfig(screening_id, theater_id, camera_id, crop_size, stats_every, broker_timeout)
+            camera = CameraProducer(config, seat_map, opt_out)
+            producer = open_kafka_producer(settings.kafka_bootstrap, broker_timeout)
+            try:
+                with tqdm(frames, total=total, desc=f"camera {camera_id}", unit="frame") as progress:
+                    stats = camera.publish(progress, producer, settings.topics.faces, stop)
+            finally:
+                producer.close(timeout=broker_timeout)
     except (SeatMapError, SourceError, BrokerUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"published {stats.published} faces from {stats.frames} frames "

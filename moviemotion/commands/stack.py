@@ -5,6 +5,7 @@ import json
 import logging
 
 import click
+from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from infra import stack
@@ -74,7 +75,7 @@ def register(group: click.Group) -> None:
 
             try:
                 status = stack.up(settings, timeout=timeout, progress=progress)
-            except (BrokerError, ValueError, RuntimeError) as exc:
+            except (BrokerError, KafkaError, ValueError, RuntimeError) as exc:
                 raise click.ClickException(str(exc)) from exc
             bar.update(UP_STEPS - bar.n)
         click.echo(format_status(status))
@@ -88,7 +89,7 @@ def register(group: click.Group) -> None:
         _quiet_kafka_client()
         try:
             stack.down(settings, timeout=timeout)
-        except (BrokerError, RuntimeError) as exc:
+        except (BrokerError, KafkaError, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"Stack stopped (state kept in {settings.state_dir}).")
 
@@ -100,6 +101,6 @@ def register(group: click.Group) -> None:
         _quiet_kafka_client()
         try:
             current = stack.status(settings)
-        except (BrokerError, RuntimeError) as exc:
+        except (BrokerError, KafkaError, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(json.dumps(current.to_dict(), indent=2, default=str) if as_json else format_status(current))

@@ -27,37 +27,31 @@ CREATE TABLE IF NOT EXISTS audience_seconds
 ENGINE = SummingMergeTree()
 ORDER BY (screening_id, movie_second);
 
--- Everything but `attending`: 18.16 substitutes the alias `attending` into every other expression that
--- reads the column of the same name, so that one sum comes from audience_seconds_attending_mv below.
+-- One audience row per viewer row (no GROUP BY): 18.16 substitutes a SELECT alias into every expression that
+-- names the same identifier, so `sum(attending) AS attending` would nest aggregates. Row-level, the alias
+-- `toUInt32(attending) AS attending` equals the column, so the substitution is harmless. SummingMergeTree
+-- collapses the rows (on insert where optimize_on_insert exists, else on merges).
 CREATE MATERIALIZED VIEW IF NOT EXISTS audience_seconds_mv TO audience_seconds AS
 SELECT
     screening_id,
     movie_second,
-    toUInt32(sum(visible)) AS viewers,
-    toUInt32(sum(attending = 1 AND dominant = 'neutral')) AS n_neutral,
-    toUInt32(sum(attending = 1 AND dominant = 'happiness')) AS n_happiness,
-    toUInt32(sum(attending = 1 AND dominant = 'surprise')) AS n_surprise,
-    toUInt32(sum(attending = 1 AND dominant = 'sadness')) AS n_sadness,
-    toUInt32(sum(attending = 1 AND dominant = 'anger')) AS n_anger,
-    toUInt32(sum(attending = 1 AND dominant = 'disgust')) AS n_disgust,
-    toUInt32(sum(attending = 1 AND dominant = 'fear')) AS n_fear,
-    toUInt32(sum(attending = 1 AND dominant = 'contempt')) AS n_contempt,
-    sum(if(attending = 1, toFloat64(i_neutral), 0.)) AS sum_i_neutral,
-    sum(if(attending = 1, toFloat64(i_happiness), 0.)) AS sum_i_happiness,
-    sum(if(attending = 1, toFloat64(i_surprise), 0.)) AS sum_i_surprise,
-    sum(if(attending = 1, toFloat64(i_sadness), 0.)) AS sum_i_sadness,
-    sum(if(attending = 1, toFloat64(i_anger), 0.)) AS sum_i_anger,
-    sum(if(attending = 1, toFloat64(i_disgust), 0.)) AS sum_i_disgust,
-    sum(if(attending = 1, toFloat64(i_fear), 0.)) AS sum_i_fear,
-    sum(if(attending = 1, toFloat64(i_contempt), 0.)) AS sum_i_contempt,
-    sum(if(attending = 1, toFloat64(intensity), 0.)) AS sum_intensity
-FROM viewer_seconds
-GROUP BY screening_id, movie_second;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS audience_seconds_attending_mv TO audience_seconds AS
-SELECT
-    screening_id,
-    movie_second,
-    toUInt32(sum(attending)) AS attending
-FROM viewer_seconds
-GROUP BY screening_id, movie_second;
+    toUInt32(visible) AS viewers,
+    toUInt32(attending) AS attending,
+    toUInt32(attending = 1 AND dominant = 'neutral') AS n_neutral,
+    toUInt32(attending = 1 AND dominant = 'happiness') AS n_happiness,
+    toUInt32(attending = 1 AND dominant = 'surprise') AS n_surprise,
+    toUInt32(attending = 1 AND dominant = 'sadness') AS n_sadness,
+    toUInt32(attending = 1 AND dominant = 'anger') AS n_anger,
+    toUInt32(attending = 1 AND dominant = 'disgust') AS n_disgust,
+    toUInt32(attending = 1 AND dominant = 'fear') AS n_fear,
+    toUInt32(attending = 1 AND dominant = 'contempt') AS n_contempt,
+    if(attending = 1, toFloat64(i_neutral), 0.) AS sum_i_neutral,
+    if(attending = 1, toFloat64(i_happiness), 0.) AS sum_i_happiness,
+    if(attending = 1, toFloat64(i_surprise), 0.) AS sum_i_surprise,
+    if(attending = 1, toFloat64(i_sadness), 0.) AS sum_i_sadness,
+    if(attending = 1, toFloat64(i_anger), 0.) AS sum_i_anger,
+    if(attending = 1, toFloat64(i_disgust), 0.) AS sum_i_disgust,
+    if(attending = 1, toFloat64(i_fear), 0.) AS sum_i_fear,
+    if(attending = 1, toFloat64(i_contempt), 0.) AS sum_i_contempt,
+    if(attending = 1, toFloat64(intensity), 0.) AS sum_intensity
+FROM viewer_seconds;

@@ -1,0 +1,1 @@
+"""Analysts' side of MoviEmotion: scene timelines, named review queries, reports and Grafana dashboards."""

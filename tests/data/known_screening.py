@@ -1,0 +1,144 @@
+"""A known screening: 6 viewers x 120 s of scripted reactions (plus a 4-viewer second screening of the film).
+
+Every value is a small dyadic fraction (exact in Float32 and in sums), so ClickHouse and a plain-Python
+reading of ROWS agree exactly. The script, in words (scenes from known_scenes.csv: 1 [0,30) Opening,
+2 [30,60.5) The Joke, 3 [60.5,90) The Twist, 4 [90,118) Farewell; seconds 118-119 are in no scene):
+- laughs (happiness): a1 35-39 @0.75, a2 36-38 @0.5, a3 35-41 @0.625, a4 50-51 @0.5, a5 95-97 @0.875,
+  a1 100 @0.25 (below the 0.3 laugh threshold);
+- surprise: a1-a4 70-72 @0.5 (4 of 6 viewers: scene 3 surprised more than half the room), a5+a6 10 @0.5
+  (2 of 6), a1-a3 110 @0.375 (3 of 6 attending in scene 4: exactly half, so not "more than half");
+- contempt: a2 at 20 @0.25; sadness: a6 30-59 @0.5 while the room laughs (the odd one out);
+- one-second accents make every per-scene peak unique: a2 37 @0.5625, a5 96 @0.9375, a1 surprise 71 @0.625,
+  a6 sadness 45 @0.625;
+- a4 looks away 60-69 (visible, not attending); a6 walks out at 100 (not visible from then on).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from engines.emotions import EMOTIONS
+from infra.clickhouse.client import ClickHouseClient
+from moviemotion.analytics import pipeline_metrics as pm
+from moviemotion.analytics.catalog import Screening, register_screening
+from moviemotion.analytics.scenes import read_scene_csv, store_scenes
+
+DATA_DIR = Path(__file__).resolve().parent
+SCENES_CSV = DATA_DIR / "known_scenes.csv"
+SUBTITLES_SRT = DATA_DIR / "known_subtitles.srt"
+
+FILM_ID = "film-known"
+FILM_TITLE = "The Known Film"
+SCREENING_A = "scr-known-a"
+SCREENING_B = "scr-known-b"
+DURATION_S = 120
+STARTS_AT = {SCREENING_A: datetime(2025, 3, 1, 20, 0, 0), SCREENING_B: datetime(2025, 3, 2, 20, 0, 0)}
+VIEWERS = {SCREENING_A: [f"a{n}" for n in range(1, 7)], SCREENING_B: [f"b{n}" for n in range(1, 5)]}
+NEGATIVE = ("sadness", "anger", "disgust", "fear", "contempt")
+AROUSING = ("happiness", "surprise", "anger", "fear")
+DOMINANT_MIN = 0.25
+
+# (viewer, emotion, first second, last second, intensity)
+SCRIPT = [
+    ("a1", "happiness", 35, 39, 0.75),
+    ("a2", "happiness", 36, 38, 0.5),
+    ("a3", "happiness", 35, 41, 0.625),
+    ("a4", "happiness", 50, 51, 0.5),
+    ("a5", "happiness", 95, 97, 0.875),
+    ("a1", "happiness", 100, 100, 0.25),
+    ("a1", "surprise", 70, 72, 0.5),
+    ("a2", "surprise", 70, 72, 0.5),
+    ("a3", "surprise", 70, 72, 0.5),
+    ("a4", "surprise", 70, 72, 0.5),
+    ("a5", "surprise", 10, 10, 0.5),
+    ("a6", "surprise", 10, 10, 0.5),
+    ("a1", "surprise", 110, 110, 0.375),
+    ("a2", "surprise", 110, 110, 0.375),
+    ("a3", "surprise", 110, 110, 0.375),
+    ("a2", "contempt", 20, 20, 0.25),
+    ("a6", "sadness", 30, 59, 0.5),
+    # single-second accents, so every per-scene peak is unique (later entries win)
+    ("a2", "happiness", 37, 37, 0.5625),
+    ("a5", "happiness", 96, 96, 0.9375),
+    ("a1", "surprise", 71, 71, 0.625),
+    ("a6", "sadness", 45, 45, 0.625),
+] + [(viewer, "happiness", 36, 37, 0.25) for viewer in VIEWERS[SCREENING_B]]
+LOOKS_AWAY = {"a4": range(60, 70)}
+WALKS_OUT = {"a6": 100}
+
+
+def _intensities(viewer: str, second: int) -> dict[str, float]:
+    values = dict.fromkeys(EMOTIONS, 0.0)
+    for who, emotion, first, last, value in SCRIPT:
+        if who == viewer and first <= second <= last:
+            values[emotion] = value
+    return values
+
+
+def _row(screening_id: str, seat_no: int, viewer: str, second: int) -> dict:
+    i = _intensities(viewer, second)
+    top = max(EMOTIONS, key=lambda e: i[e])
+    dominant = top if i[top] >= DOMINANT_MIN else "neutral"
+    captured_at = STARTS_AT[screening_id] + timedelta(seconds=second)
+    walked_out = second >= WALKS_OUT.get(viewer, DURATION_S)
+    row = {
+        "event_id": f"{viewer}|{second}",
+        "screening_id": screening_id,
+        "theater_id": "theater-1" if screening_id == SCREENING_A else "theater-2",
+        "camera_id": "cam-1",
+        "seat_id": f"{viewer[0].upper()}{seat_no}",
+        "person_key": viewer,
+        "movie_second": second,
+        "captured_us": int(captured_at.replace(tzinfo=timezone.utc).timestamp()) * 1_000_000,
+        "captured_at": captured_at,
+        "frames": 0 if walked_out else 5,
+        "visible": 0 if walked_out else 1,
+        "attending": 0 if walked_out or second in LOOKS_AWAY.get(viewer, ()) else 1,
+        "baseline_ready": 1,
+        "dominant": dominant,
+        "intensity": max(i.values()),
+        "valence": i["happiness"] - max(i[e] for e in NEGATIVE),
+        "arousal": max(i[e] for e in AROUSING),
+        "model_version": "known-v1",
+    }
+    row.update({f"p_{e}": 0.5625 if e == dominant else 0.0625 for e in EMOTIONS})
+    row.update({f"i_{e}": i[e] for e in EMOTIONS})
+    return row
+
+
+def viewer_rows() -> list[dict]:
+    """viewer_seconds rows of both screenings (the sink's shape)."""
+    return [
+        _row(screening_id, seat_no, viewer, second)
+        for screening_id, viewers in VIEWERS.items()
+        for seat_no, viewer in enumerate(viewers, 1)
+        for second in range(DURATION_S)
+    ]
+
+
+def screenings() -> list[Screening]:
+    return [
+        Screening(screening_id, FILM_ID, FILM_TITLE, "theater-1" if screening_id == SCREENING_A else "theater-2", starts_at, len(VIEWERS[screening_id]))
+        for screening_id, starts_at in STARTS_AT.items()
+    ]
+
+
+PIPELINE_METRICS = {pm.FACES_PER_S: 30.0, pm.EVENTS_PER_S: 6.0, pm.CONSUMER_LAG: 2.0, pm.E2E_LATENCY_MS: 250.0}
+
+
+def pipeline_metric_rows() -> list[dict]:
+    """One sample per metric per second while screening A runs (constant values)."""
+    return [
+        {"ts": STARTS_AT[SCREENING_A] + timedelta(seconds=second), "component": "worker", "instance": "worker-1", "metric": metric, "value": value}
+        for second in range(DURATION_S)
+        for metric, value in PIPELINE_METRICS.items()
+    ]
+
+
+def load(client: ClickHouseClient) -> None:
+    """Put the whole known dataset into a migrated store (screenings, scenes, viewer seconds, pipeline metrics)."""
+    for screening in screenings():
+        register_screening(client, screening)
+    store_scenes(client, FILM_ID, read_scene_csv(SCENES_CSV), SCENES_CSV.name)
+    client.insert("viewer_seconds", viewer_rows())
+    client.insert(pm.TABLE, pipeline_metric_rows())

@@ -65,14 +65,14 @@ def _pom_digest() -> str:
     return hashlib.sha256(POM.read_bytes()).hexdigest()
 
 
-def jars_complete(jars_dir: Path = JARS_DIR) -> bool:
-    marker = jars_dir / JARS_MARKER
+def jars_complete() -> bool:
+    marker = JARS_DIR / JARS_MARKER
     return marker.is_file() and marker.read_text().strip() == _pom_digest()
 
 
 def ensure_jars(timeout: float = 900) -> Path:
     """Return infra/kafka/lib, running Maven first if it is missing, incomplete or older than the pom."""
-    if jars_complete(JARS_DIR):
+    if jars_complete():
         return JARS_DIR
     mvn = require_executable("mvn", "resolve the Kafka jars from Maven Central")
     log.info("Resolving Kafka jars into %s with Maven (first run downloads ~55 MB)", JARS_DIR)

@@ -1,4 +1,4 @@
-"""The local stack as one unit: `up` (broker + topics + ClickHouse store), `down`, `status`.
+"""The local stack as one unit: `up` (broker + topics + ClickHouse store + migrations), `down`, `status`.
 
 A bootstrap on 127.0.0.1/localhost gets the local `KafkaBroker`; any other bootstrap is treated as an
 external cluster: `up` only checks that it answers and creates the topics, `down` leaves it alone.
@@ -9,6 +9,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from infra.clickhouse.client import connect
+from infra.clickhouse.migrations import apply_migrations
+from infra.clickhouse.service import start_store, stop_store, store_status
 from infra.kafka_broker import BrokerError, KafkaBroker, ensure_jars, is_local_bootstrap, ping
 from infra.topics import PROCESSOR_GROUP, consumer_lag, describe_topics, ensure_topics
 from moviemotion.settings import Settings
@@ -16,7 +19,6 @@ from moviemotion.settings import Settings
 log = logging.getLogger(__name__)
 
 STATUS_TIMEOUT_S = 5.0
-STORE_MODULE_MISSING = "infra.clickhouse.service is not installed; the ClickHouse store is not managed by this stack"
 
 
 @dataclass(frozen=True)
@@ -46,17 +48,6 @@ class StackStatus:
         return {**asdict(self), "healthy": self.healthy}
 
 
-def _store_service():
-    """infra.clickhouse.service, or None while that module is not there (reported in the status)."""
-    try:
-        from infra.clickhouse import service
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("infra.clickhouse", "infra.clickhouse.service"):
-            raise
-        return None
-    return service
-
-
 def _topic_status(described: dict) -> TopicStatus:
     configs = described["configs"]
 
@@ -82,19 +73,17 @@ def up(settings: Settings, timeout: float = 90, progress: Callable[[str], None] 
     progress("Kafka topics")
     ensure_topics(settings.kafka_bootstrap, settings, timeout_s=min(timeout, 60))
     progress("ClickHouse store")
-    service = _store_service()
-    if service is None:
-        log.warning(STORE_MODULE_MISSING)
-    elif not settings.clickhouse_url:
-        service.start_store(settings, timeout=min(timeout, 60))
+    if not settings.clickhouse_url:
+        start_store(settings, timeout=min(timeout, 60))
+    with connect(settings) as client:
+        apply_migrations(client)
     return status(settings)
 
 
 def down(settings: Settings, timeout: float = 30) -> None:
     """Stop the store and the local broker (an external Kafka or ClickHouse server is left running)."""
-    service = _store_service()
-    if service is not None and not settings.clickhouse_url:
-        service.stop_store(settings, timeout=timeout)
+    if not settings.clickhouse_url:
+        stop_store(settings, timeout=timeout)
     if is_local_bootstrap(settings.kafka_bootstrap):
         KafkaBroker.from_settings(settings).stop(timeout=timeout)
 
@@ -111,7 +100,6 @@ def status(settings: Settings) -> StackStatus:
         described = describe_topics(settings.kafka_bootstrap, names, timeout_s=STATUS_TIMEOUT_S)
         topics = {name: _topic_status(described[name]) for name in names if name in described}
         lag = consumer_lag(settings.kafka_bootstrap, PROCESSOR_GROUP, timeout_s=STATUS_TIMEOUT_S)
-    service = _store_service()
-    store = service.store_status(settings) if service is not None else {"running": False, "error": STORE_MODULE_MISSING}
+    store = store_status(settings)
     return StackStatus(bootstrap=settings.kafka_bootstrap, local_broker=local, broker_pid=pid,
                        broker_answering=answering, topics=topics, consumer_lag=lag, store=store)

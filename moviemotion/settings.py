@@ -39,6 +39,8 @@ class Settings:
     sink_within_s: float = field(default_factory=lambda: float(_env("SINK_WITHIN_S", "0.5")))
     # A viewer with no frame for this long (wall clock) has their open second closed and published.
     idle_flush_s: float = field(default_factory=lambda: float(_env("IDLE_FLUSH_S", "2.0")))
+    # Offsets are committed this often (seconds); a batch is never committed before it is stored.
+    commit_interval_s: float = field(default_factory=lambda: float(_env("COMMIT_INTERVAL_S", "1.0")))
     engine_backend: str = field(default_factory=lambda: _env("ENGINE", "auto"))
 
     def with_overrides(self, **changes) -> "Settings":

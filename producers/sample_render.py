@@ -32,14 +32,10 @@ class SeatScript:
     segments: tuple[Segment, ...]
 
     def emotion_at(self, second: float) -> str | None:
-        end = 0
-        for segment in self.segments:
-            end += segment.seconds
-            if second < end:
-                return segment.emotion
-        return None
+        return self.segments[self.segment_index_at(second)].emotion
 
     def segment_index_at(self, second: float) -> int:
+        """The segment playing at `second` (the last one past the end)."""
         end = 0
         for index, segment in enumerate(self.segments):
             end += segment.seconds

@@ -80,7 +80,9 @@ def parse_seat_map(obj: object, origin: str = "seat map") -> SeatMap:
     if len(set(ids)) != len(ids) or not all(ids):
         raise SeatMapError(f"{origin}: seat ids must be non-empty and unique, got {ids}")
     for i, seat in enumerate(seats):
-        x, y, w, h = seat.region if len(seat.region) == 4 else (0, 0, 0, 0)
+        if len(seat.region) != 4:
+            raise SeatMapError(f"{origin}: seat {seat.seat_id!r} region must be [x, y, w, h], got {list(seat.region)}")
+        x, y, w, h = seat.region
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
             raise SeatMapError(f"{origin}: seat {seat.seat_id!r} region {seat.region} is empty or outside the {width}x{height} frame")
         for other in seats[:i]:

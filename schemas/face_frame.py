@@ -110,7 +110,9 @@ def encode_face_frame(frame: FaceFrame) -> bytes:
 
 
 def decode_face_frame(data: bytes) -> FaceFrame:
-    """Parse and validate v1 wire bytes; any problem raises SchemaError with a reason."""
+    """Parse and validate v1 wire bytes; any problem raises SchemaError with a reason.
+
+    The returned crop is a read-only view into `data` (no copy)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SchemaError("bad_value", f"expected bytes, got {type(data).__name__}")
     data = bytes(data)

@@ -34,7 +34,7 @@ from moviemotion.settings import load_settings
 from schemas.dead_letter import dead_letter_headers
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
 from stream_processors.config import StateConfig
-from stream_processors.metrics import PipelineMetrics
+from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
 from stream_processors.person_state import PersonState
 from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
@@ -49,7 +49,8 @@ app = faust.App(
     topic_partitions=settings.faces_partitions,
     topic_replication_factor=1,
     consumer_auto_offset_reset="earliest",
-    broker_commit_interval=1.0,
+    broker_commit_interval=settings.commit_interval_s,
+    datadir=str(settings.state_dir / "faust"),
     producer_acks=-1,
     web_enabled=False,
 )
@@ -163,7 +164,7 @@ async def report_health():
     def write() -> None:
         lag = consumer_lag(settings.kafka_bootstrap, settings.processor_group).get(settings.topics.faces, 0)
         with connect(settings) as client:
-            client.insert("pipeline_metrics", metrics.sample(component="worker", lag=lag))
+            client.insert(METRICS_TABLE, metrics.sample(component="worker", lag=lag))
 
     try:
         await loop.run_in_executor(None, write)

@@ -1,8 +1,7 @@
 """Pipeline health of one worker, sampled into `pipeline_metrics` rows for the Live dashboard.
 
-Metric names (the dashboards read these): faces_per_s, events_per_s, dead_letters_per_s,
-consumer_lag (messages of `faces` not yet committed), latency_p50_ms and latency_p99_ms (capture
--> score row stored in ClickHouse, over the sampling interval).
+One row per metric per worker per sample (ts, component, instance, metric, value). The names
+below are the contract the Grafana "Live screening" dashboard and the cookbook read.
 """
 from __future__ import annotations
 
@@ -14,7 +13,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-METRICS = ("faces_per_s", "events_per_s", "dead_letters_per_s", "consumer_lag", "latency_p50_ms", "latency_p99_ms")
+TABLE = "pipeline_metrics"
+FACES_PER_S = "faces_per_s"  # face crops scored and stored per second by one worker
+EVENTS_PER_S = "events_per_s"  # per-second EmotionEvents stored per second by one worker
+DEAD_LETTERS_PER_S = "dead_letters_per_s"  # rejected messages routed to dead-letters per second
+CONSUMER_LAG = "consumer_lag"  # messages of `faces` not yet committed by the group (same for every worker)
+E2E_LATENCY_P50_MS = "e2e_latency_p50_ms"  # capture -> score row stored in ClickHouse, median of the sample
+E2E_LATENCY_P99_MS = "e2e_latency_p99_ms"  # the same, 99th percentile
+METRICS = (FACES_PER_S, EVENTS_PER_S, DEAD_LETTERS_PER_S, CONSUMER_LAG, E2E_LATENCY_P50_MS, E2E_LATENCY_P99_MS)
 
 
 class PipelineMetrics:
@@ -42,14 +48,14 @@ class PipelineMetrics:
         now = time.monotonic()
         elapsed = max(now - self._since, 1e-6)
         values = {
-            "faces_per_s": self.frames / elapsed,
-            "events_per_s": self.events_stored / elapsed,
-            "dead_letters_per_s": self.dead_letters / elapsed,
-            "consumer_lag": float(lag),
+            FACES_PER_S: self.frames / elapsed,
+            EVENTS_PER_S: self.events_stored / elapsed,
+            DEAD_LETTERS_PER_S: self.dead_letters / elapsed,
+            CONSUMER_LAG: float(lag),
         }
         if self._latencies_ms:
             p50, p99 = np.percentile(self._latencies_ms, [50, 99])
-            values.update(latency_p50_ms=float(p50), latency_p99_ms=float(p99))
+            values.update({E2E_LATENCY_P50_MS: float(p50), E2E_LATENCY_P99_MS: float(p99)})
         ts = datetime.now(timezone.utc).replace(microsecond=0)
         self.frames = self.events_out = self.events_stored = self.dead_letters = 0
         self._latencies_ms = []

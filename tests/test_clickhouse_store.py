@@ -81,9 +81,9 @@ def expected_audience(rows: list[dict]) -> dict[tuple, dict]:
         if row["attending"]:
             agg["attending"] += 1
             agg[f"n_{row['dominant']}"] += 1
-            agg["sum_intensity"] += np.float32(row["intensity"])
+            agg["sum_intensity"] += float(np.float32(row["intensity"]))
             for e in EMOTIONS:
-                agg[f"sum_i_{e}"] += np.float32(row[f"i_{e}"])
+                agg[f"sum_i_{e}"] += float(np.float32(row[f"i_{e}"]))
     return out
 
 
@@ -171,9 +171,14 @@ def test_insert_rejects_rows_with_different_columns(clickhouse):
         clickhouse.insert("viewer_seconds", [{"event_id": "a", "movie_second": 1}, {"event_id": "b"}])
 
 
-def test_server_errors_raise_clickhouse_error(clickhouse):
+def test_bad_queries_get_one_clear_error(clickhouse):
     with pytest.raises(ClickHouseError, match="no_such_table"):
         clickhouse.query("SELECT * FROM no_such_table")
+    with pytest.raises(ValueError, match="FORMAT JSON"):
+        clickhouse.query("SELECT 1 FORMAT JSON")
+    with pytest.raises(ValueError, match="use insert"):
+        clickhouse.execute("INSERT INTO viewer_seconds (event_id) VALUES ('x')")
+    assert clickhouse.query("SELECT count() FROM viewer_seconds") == [(0,)]
 
 
 def test_cli_sql_prints_table_and_formats(clickhouse_target):
@@ -287,6 +292,7 @@ def test_local_server_restart_and_kill(tmp_path):
         client = NativeClient(server.url)
         apply_migrations(client)
         client.insert("frame_scores", frame_rows(np.random.default_rng(9), "scr-k", people=1, frames=3, captured=NOW))
+        client.close()  # 18.16 waits ~10 s for open connections on a graceful stop; the client reconnects by itself
         server.restart()
         assert client.query("SELECT count() FROM frame_scores") == [(3,)]
         server.kill()

@@ -6,12 +6,15 @@
   - params use clickhouse-driver's `%(name)s` syntax and escaping on both;
   - DateTime values go in as `datetime` (naive = UTC) and come back as naive UTC `datetime`s
     (real servers are expected to run in UTC, like the local ones);
+  - data goes in with `insert(table, rows)`; `execute` refuses INSERT ... VALUES (...) with inline data,
+    which hangs over 18.16's native protocol;
   - server-side failures raise `ClickHouseError`, an unreachable store raises `ClickHouseUnavailable`
     (retry policy is the caller's).
 """
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,8 +29,10 @@ from clickhouse_driver import Client as DriverClient
 from clickhouse_driver import errors as driver_errors
 from clickhouse_driver.util.escape import escape_params
 
-from infra.clickhouse.embedded_server import read_store_info
+from infra.clickhouse.embedded_server import format_clause, read_store_info
 from moviemotion.settings import Settings
+
+_INLINE_VALUES = re.compile(r"^\s*INSERT\s+INTO\s+.*?\bVALUES\s*\(", re.IGNORECASE | re.DOTALL)
 
 
 class ClickHouseUnavailable(ConnectionError):
@@ -49,12 +54,22 @@ class ClickHouseClient(ABC):
     """Same methods on the embedded store and on a real server."""
 
     @abstractmethod
+    def _result(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult: ...
+
     def result(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        """Run a query and return column names, ClickHouse types and rows."""
+        """Run a query (without a FORMAT clause) and return column names, ClickHouse types and rows."""
+        if format_clause(sql):
+            raise ValueError(f"drop the `FORMAT {format_clause(sql)}` clause: the client returns rows (the CLI has --format)")
+        return self._result(sql, params)
 
     @abstractmethod
+    def _execute(self, sql: str, params: Mapping[str, Any] | None) -> None: ...
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement whose answer is not needed (DDL, ALTER, INSERT ... SELECT)."""
+        if _INLINE_VALUES.match(sql):
+            raise ValueError("INSERT ... VALUES with inline data never completes over 18.16's native protocol: use insert(table, rows)")
+        self._execute(sql, params)
 
     @abstractmethod
     def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None: ...
@@ -166,9 +181,10 @@ class HttpClient(ClickHouseClient):
         except urllib.error.HTTPError as exc:
             raise ClickHouseError(exc.read().decode(errors="replace").strip()) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise ClickHouseUnavailable(f"ClickHouse store at {self.url} unreachable: {getattr(exc, 'reason', exc)}") from exc
+            reason = getattr(exc, "reason", exc)
+            raise ClickHouseUnavailable(f"ClickHouse store at {self.url} unreachable ({reason}); is it running? (`moviemotion up`)") from exc
 
-    def result(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def _result(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         answer = self._post(substitute(sql, params), default_format="JSONCompact")
         if not answer.strip():
             return QueryResult([], [], [])
@@ -178,7 +194,7 @@ class HttpClient(ClickHouseClient):
         rows = [tuple(from_json(t, v) for t, v in zip(types, row)) for row in doc["data"]]
         return QueryResult(names, types, rows)
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    def _execute(self, sql: str, params: Mapping[str, Any] | None) -> None:
         self._post(substitute(sql, params))
 
     def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -224,11 +240,11 @@ class NativeClient(ClickHouseClient):
         parts = urllib.parse.urlsplit(self.url)
         return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
 
-    def result(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def _result(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         rows, columns = self._run(sql, params, with_column_types=True)
         return QueryResult([name for name, _ in columns], [ch_type for _, ch_type in columns], [tuple(row) for row in rows])
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    def _execute(self, sql: str, params: Mapping[str, Any] | None) -> None:
         self._run(sql, params)
 
     def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:

@@ -9,7 +9,9 @@ daemon over HTTP on 127.0.0.1. Supported subset of https://clickhouse.com/docs/i
   - `/ping` and a bare `/` answer "Ok.\n";
   - errors answer HTTP 500 with ClickHouse's exception text and the `X-ClickHouse-Exception-Code` header.
 Not supported: authentication (the daemon only listens on loopback), sessions, HTTP compression, other
-URL settings (ignored). Queries run one at a time on a single chDB session (a lock), threads serve HTTP.
+URL settings (ignored), read-only GET (GET runs any query). Grafana: the Altinity plugin
+(vertamedia-clickhouse-datasource, FORMAT JSON over HTTP) fits this subset; the official plugin's HTTP mode
+speaks the Native format and compression, which this daemon does not serve. Queries run one at a time on a single chDB session (a lock), threads serve HTTP.
 
 The daemon publishes `{"pid", "port", "url", "data_dir", "version"}` in `<state_dir>/clickhouse/store.json`
 once it answers, and removes that file when it stops (SIGTERM/SIGINT).
@@ -80,10 +82,10 @@ def _remove_store_info(data_dir: Path) -> None:
         pass
 
 
-def output_format(sql: str, default_format: str) -> str:
-    """The format a query's answer comes in: its own `FORMAT x` clause, else the default."""
+def format_clause(sql: str) -> str | None:
+    """The output format named by a query's trailing `FORMAT x` clause (None for none, and for INSERTs)."""
     match = None if sql.lstrip()[:6].upper() == "INSERT" else _FORMAT_CLAUSE.search(sql)
-    return match.group(1) if match else default_format
+    return match.group(1) if match else None
 
 
 class ChdbExecutor:
@@ -127,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(404, f"Unknown path {url.path}\n".encode(), "text/plain")
         body_text = body.decode("utf-8", errors="replace")
         sql = f"{args['query']}\n{body_text}" if "query" in args else body_text
-        fmt = output_format(args.get("query", body_text), args.get("default_format", DEFAULT_FORMAT))
+        fmt = format_clause(args.get("query", body_text)) or args.get("default_format", DEFAULT_FORMAT)
         params = {k[len("param_"):]: v for k, v in args.items() if k.startswith("param_")}
         try:
             answer = self.executor.run(sql, fmt, params)

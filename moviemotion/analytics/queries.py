@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.emotions import EMOTIONS
-from infra.clickhouse.client import ClickHouseClient
+from infra.clickhouse.client import ClickHouseClient, QueryResult
 
 REACTIONS = tuple(e for e in EMOTIONS if e != "neutral")
 
@@ -75,6 +75,25 @@ ALL INNER JOIN (
 ORDER BY start_s""",
         columns=("scene_no", "title", "start_s", "end_s", "top_emotion", "mean_intensity", *(f"mean_i_{e}" for e in EMOTIONS), "peak_second", "peak_intensity", "viewers", "reacted", "reacted_share"),
         defaults={"threshold": 0.3},
+    ),
+    NamedQuery(
+        name="audience_timeline",
+        question="How did the room feel, second by second?",
+        explanation="Per movie second with attending viewers: the share of them whose dominant emotion is each "
+        "emotion (the shares add up to 1), the mean overall intensity, and the scene (0 = none).",
+        sql=f"""
+SELECT movie_second, attending, {_column_list('share_', EMOTIONS)}, mean_intensity, scene_no
+FROM (
+    SELECT movie_second, attending, {', '.join(f'n_{e} / attending AS share_{e}' for e in EMOTIONS)},
+           sum_intensity / attending AS mean_intensity
+    FROM audience_totals
+    WHERE screening_id = %(screening)s AND attending > 0
+) AS second
+ANY LEFT JOIN (
+    SELECT movie_second, scene_no FROM screening_scene_seconds WHERE screening_id = %(screening)s
+) AS scene USING movie_second
+ORDER BY movie_second""",
+        columns=("movie_second", "attending", *(f"share_{e}" for e in EMOTIONS), "mean_intensity", "scene_no"),
     ),
     NamedQuery(
         name="funniest_seconds",
@@ -251,10 +270,28 @@ def get_query(name: str) -> NamedQuery:
     return BY_NAME[name]
 
 
-def run_query(client: ClickHouseClient, name: str, **params: Any) -> list[dict]:
-    """Run a named query; rows as dicts with exactly the query's declared columns."""
+def coerce_params(query: NamedQuery, given: dict[str, str]) -> dict[str, Any]:
+    """Command-line strings as the types of the query's defaults (required params stay strings)."""
+    typed = {}
+    for name, text in given.items():
+        default = query.defaults.get(name)
+        try:
+            typed[name] = type(default)(text) if isinstance(default, (int, float)) else text
+        except ValueError:
+            raise ValueError(f"query {query.name!r}: parameter {name}={text!r} is not a {type(default).__name__}") from None
+    return typed
+
+
+def query_result(client: ClickHouseClient, name: str, **params: Any) -> QueryResult:
+    """Run a named query; the result's columns are checked against the declared ones."""
     query = get_query(name)
     result = client.result(query.sql, query.params(params))
     if tuple(result.columns) != query.columns:
         raise RuntimeError(f"query {name!r} returned columns {result.columns}, declared {list(query.columns)}")
-    return [dict(zip(query.columns, row)) for row in result.rows]
+    return result
+
+
+def run_query(client: ClickHouseClient, name: str, **params: Any) -> list[dict]:
+    """Run a named query; rows as dicts keyed by the query's declared columns."""
+    result = query_result(client, name, **params)
+    return [dict(zip(result.columns, row)) for row in result.rows]

@@ -8,7 +8,6 @@ from tqdm import tqdm
 
 from engines.emotions import EMOTIONS
 from infra.clickhouse.client import connect
-from infra.clickhouse.migrations import apply_migrations
 from infra.stack import up
 from moviemotion.ground_truth import agreement, read_segments, score_segments
 from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
@@ -48,8 +47,6 @@ def demo(settings: Settings, screening_id: str | None, timeout: float) -> None:
     screening_id = screening_id or datetime.now(timezone.utc).strftime("demo-%Y%m%d-%H%M%S")
     with tqdm(total=4, desc="stack", unit="step") as bar:
         up(settings, progress=lambda step: (bar.set_postfix_str(step), bar.update(1)))
-    with connect(settings) as client:
-        apply_migrations(client)
     sample_dir = settings.state_dir / "sample"
     click.echo(f"sample screening -> {sample_dir}")
     sample = generate_sample_screening(sample_dir, progress=True)

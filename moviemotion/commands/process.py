@@ -15,6 +15,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MOVIEMOTION_STATE_DIR": str(settings.state_dir),
         "MOVIEMOTION_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "MOVIEMOTION_CLICKHOUSE_URL": settings.clickhouse_url,
+        "MOVIEMOTION_PROCESSOR_GROUP": settings.processor_group,
+        "MOVIEMOTION_FACES_PARTITIONS": str(settings.faces_partitions),
+        "MOVIEMOTION_COMMIT_INTERVAL_S": str(settings.commit_interval_s),
     }
 
 

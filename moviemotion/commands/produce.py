@@ -40,15 +40,17 @@ def _start_us(start: str | None) -> int | None:
 @click.option("--realtime", is_flag=True, help="Pace a video file at its own speed instead of as fast as possible.")
 @click.option("--stats-every", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Seconds between stats log lines.")
 @click.option("--broker-timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Seconds to wait for Kafka at start and at the final flush.")
+@click.option("--topic", default=None, help="Topic to publish to. Default: the settings' faces topic.")
 @click.option("--max-reconnects", type=click.IntRange(min=0), default=8, show_default=True, help="Reconnect attempts (exponential backoff) before a lost live camera is given up.")
 @click.pass_obj
 def produce(settings: Settings, source, camera_id, screening_id, theater_id, seat_map_path, opt_out_path, fps,
-            start, crop_size, realtime, stats_every, broker_timeout, max_reconnects) -> None:
+            start, crop_size, realtime, stats_every, broker_timeout, topic, max_reconnects) -> None:
     """Run one camera host: detect, track and align faces, publish crops to the faces topic.
 
     Only aligned face crops keyed by the seat-based person key leave the host. SIGTERM/SIGINT
     flush and exit cleanly.
     """
+    topic = topic or settings.topics.faces
     try:
         with stop_on_signals(threading.Event()) as stop:
             seat_map = load_seat_map(seat_map_path)
@@ -64,13 +66,13 @@ def produce(settings: Settings, source, camera_id, screening_id, theater_id, sea
             producer = open_kafka_producer(settings.kafka_bootstrap, broker_timeout)
             try:
                 with tqdm(frames, total=total, desc=f"camera {camera_id}", unit="frame") as progress:
-                    stats = camera.publish(progress, producer, settings.topics.faces, stop)
+                    stats = camera.publish(progress, producer, topic, stop)
             finally:
                 producer.close(timeout=broker_timeout)
     except (SeatMapError, SourceError, BrokerUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"published {stats.published} faces from {stats.frames} frames "
-               f"({stats.dropped_opt_out} opted-out, {stats.dropped_no_seat} outside seats) to {settings.topics.faces}")
+               f"({stats.dropped_opt_out} opted-out, {stats.dropped_no_seat} outside seats) to {topic}")
 
 
 @click.command("sample-screening")

@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from engines.model_meta import DEFAULT_MODEL, read_metadata
 from engines.face_detector import FaceDetector
 from engines.preprocessing import align_face
 from producers.head_pose import head_pose
@@ -31,6 +32,11 @@ from schemas.face_frame import FaceFrame, encode_face_frame
 log = logging.getLogger(__name__)
 
 
+def shipped_model_input_size() -> int:
+    """Crops are aligned at the input size the shipped model declares in its metadata."""
+    return read_metadata(DEFAULT_MODEL).input_size
+
+
 class BrokerUnavailable(RuntimeError):
     """Kafka could not be reached (at start) or did not take the messages (at flush) in time."""
 
@@ -40,7 +46,7 @@ class CameraConfig:
     screening_id: str
     theater_id: str
     camera_id: str
-    crop_size: int = 48
+    crop_size: int = field(default_factory=shipped_model_input_size)  # the model's input side
     stats_every_s: float = 10.0
     flush_timeout_s: float = 30.0
 

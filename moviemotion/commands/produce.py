@@ -9,7 +9,7 @@ import click
 from tqdm import tqdm
 
 from moviemotion.settings import Settings
-from producers.camera_producer import BrokerUnavailable, CameraConfig, CameraProducer, open_kafka_producer, stop_on_signals
+from producers.camera_producer import shipped_model_input_size, BrokerUnavailable, CameraConfig, CameraProducer, open_kafka_producer, stop_on_signals
 from producers.opt_out import load_opt_out
 from producers.seat_map import SeatMapError, load_seat_map
 from producers.sources import Backoff, SourceError, VideoFileSource, open_source
@@ -36,7 +36,7 @@ def _start_us(start: str | None) -> int | None:
 @click.option("--opt-out", "opt_out_path", type=click.Path(dir_okay=False), default=None, help="Seats opted out (one id a line); their faces never leave the host.")
 @click.option("--fps", type=click.FloatRange(min=0.1, max=60), default=5.0, show_default=True, help="Frames sampled per second.")
 @click.option("--start", default=None, help="Screening start (ISO-8601, naive = UTC). Live sources: movie time origin; files: captured time of frame 0. Default: now.")
-@click.option("--crop-size", type=click.IntRange(8, 512), default=48, show_default=True, help="Aligned crop side in pixels (the model's input size).")
+@click.option("--crop-size", type=click.IntRange(8, 512), default=None, help="Aligned crop side in pixels. Default: the shipped model's input size (its metadata).")
 @click.option("--realtime", is_flag=True, help="Pace a video file at its own speed instead of as fast as possible.")
 @click.option("--stats-every", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Seconds between stats log lines.")
 @click.option("--broker-timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Seconds to wait for Kafka at start and at the final flush.")
@@ -61,7 +61,7 @@ def produce(settings: Settings, source, camera_id, screening_id, theater_id, sea
             if isinstance(frames, VideoFileSource):
                 seat_map.check_frame_size(*frames.frame_size)
                 total = int(frames.frame_count / frames.video_fps * fps) or None
-            config = CameraConfig(screening_id, theater_id, camera_id, crop_size, stats_every, broker_timeout)
+            config = CameraConfig(screening_id, theater_id, camera_id, crop_size or shipped_model_input_size(), stats_every, broker_timeout)
             camera = CameraProducer(config, seat_map, opt_out)
             producer = open_kafka_producer(settings.kafka_bootstrap, broker_timeout)
             try:

@@ -3,7 +3,9 @@
 `ensure_jars()` resolves infra/kafka/lib with Maven when missing; `KafkaBroker` formats its storage once,
 launches the JVM detached (own session, pid file), waits until it answers a metadata request and stops it.
 Everything lives under `state_dir/kafka/` (server.properties, cluster.id, data/, logs/, broker.pid).
-`admin_client` and `ping` are the shared Kafka-admin entry points for the rest of infra/.
+With `security=BrokerSecurity(...)` (infra/kafka_security.py) it listens SASL_SSL only, with ACLs enforced.
+`admin_client` and `ping` are the shared Kafka-admin entry points for the rest of infra/; `security` is the
+client options from `kafka_python_kwargs(settings)` (None = plaintext).
 """
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+
+from infra.kafka_security import BrokerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +128,13 @@ def _port_open(bootstrap: str, timeout_s: float) -> bool:
 
 
 @contextmanager
-def admin_client(bootstrap: str, timeout_s: float = 15) -> Iterator[KafkaAdminClient]:
+def admin_client(bootstrap: str, timeout_s: float = 15,
+                 security: Mapping[str, Any] | None = None) -> Iterator[KafkaAdminClient]:
     """A KafkaAdminClient whose bootstrap and requests give up after `timeout_s` (BrokerUnreachable)."""
     ms = max(1000, int(timeout_s * 1000))
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="moviemotion-admin",
-                                 request_timeout_ms=ms, bootstrap_timeout_ms=ms)
+                                 request_timeout_ms=ms, bootstrap_timeout_ms=ms, **(security or {}))
     except KafkaError as exc:
         raise BrokerUnreachable(f"no Kafka broker answered at {bootstrap} within {timeout_s:.0f}s ({exc}); "
                                 f"is the stack up? (`moviemotion up`)") from exc
@@ -139,12 +144,12 @@ def admin_client(bootstrap: str, timeout_s: float = 15) -> Iterator[KafkaAdminCl
         admin.close()
 
 
-def ping(bootstrap: str, timeout_s: float = 5) -> bool:
+def ping(bootstrap: str, timeout_s: float = 5, security: Mapping[str, Any] | None = None) -> bool:
     """True when a broker at `bootstrap` answers a metadata request within `timeout_s`."""
     if not _port_open(bootstrap, timeout_s):
         return False
     try:
-        with admin_client(bootstrap, timeout_s) as admin:
+        with admin_client(bootstrap, timeout_s, security) as admin:
             admin.describe_cluster()
     except (KafkaError, BrokerUnreachable):
         return False
@@ -187,12 +192,14 @@ def _cmdline(pid: int) -> list[str]:
 class KafkaBroker:
     """One local KRaft node (broker+controller) on 127.0.0.1 with its state under `state_dir/kafka/`."""
 
-    def __init__(self, state_dir: Path, port: int = 19092, controller_port: int = 19093) -> None:
+    def __init__(self, state_dir: Path, port: int = 19092, controller_port: int = 19093,
+                 security: BrokerSecurity | None = None) -> None:
         if port == controller_port:
             raise BrokerError(f"broker and controller ports must differ (both {port})")
         self.state_dir = Path(state_dir).resolve()
         self.port = port
         self.controller_port = controller_port
+        self.security = security
         self.home = self.state_dir / "kafka"
         self.data_dir = self.home / "data"
         self.logs_dir = self.home / "logs"
@@ -252,6 +259,8 @@ class KafkaBroker:
         jars = ensure_jars()
         for path in (self.data_dir, self.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
+        self.config_file.touch(mode=0o600)  # holds the keystore and admin passwords in secure mode
+        self.config_file.chmod(0o600)
         self.config_file.write_text(self._server_properties())
         self._format_storage(java, jars, timeout)
         self._launch(java, jars)
@@ -271,7 +280,8 @@ class KafkaBroker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if ping(self.bootstrap, timeout_s=min(3.0, max(remaining, 0.5))):
+            admin = self.security.admin_kwargs() if self.security else None
+            if ping(self.bootstrap, timeout_s=min(3.0, max(remaining, 0.5)), security=admin):
                 return
             time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
         raise BrokerError(f"Kafka broker {self.bootstrap} did not answer within {timeout:.0f}s.\n{self.log_tail()}")
@@ -316,6 +326,8 @@ class KafkaBroker:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
+        if self.security is not None:
+            props.update(self.security.server_properties(self.port, self.controller_port))
         header = "# Generated by infra/kafka_broker.py on every start; edit the code, not this file.\n"
         return header + "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -331,7 +343,8 @@ class KafkaBroker:
             return
         cmd = [java, *TOOL_JVM_OPTS, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={self.logs_dir}",
                "-cp", classpath(jars), STORAGE_TOOL, "format", "--ignore-formatted",
-               "-t", self._cluster_id(), "-c", str(self.config_file)]
+               "-t", self._cluster_id(), "-c", str(self.config_file),
+               *(self.security.format_args() if self.security else ())]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:

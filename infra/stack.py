@@ -13,6 +13,7 @@ from infra.clickhouse.client import connect
 from infra.clickhouse.migrations import apply_migrations
 from infra.clickhouse.service import start_store, stop_store, store_status
 from infra.kafka_broker import BrokerError, KafkaBroker, ensure_jars, is_local_bootstrap, ping
+from infra.kafka_security import PLAINTEXT, kafka_python_kwargs
 from infra.topics import PROCESSOR_GROUP, consumer_lag, describe_topics, ensure_topics
 from moviemotion.settings import Settings
 
@@ -61,17 +62,21 @@ def _topic_status(described: dict) -> TopicStatus:
 
 def up(settings: Settings, timeout: float = 90, progress: Callable[[str], None] = lambda step: None) -> StackStatus:
     """Start (or reuse) the broker, create/align the topics, start the store; returns the resulting status."""
+    security = kafka_python_kwargs(settings)
     if is_local_bootstrap(settings.kafka_bootstrap):
+        if security["security_protocol"] != PLAINTEXT:
+            raise BrokerError("the local broker of `moviemotion up` is plaintext; SASL_SSL needs a secured cluster "
+                              "(see docs/security.md)")
         progress("Kafka jars")
         ensure_jars()
         progress("Kafka broker")
         KafkaBroker.from_settings(settings).start(timeout=timeout)
     else:
         progress("Kafka broker (external)")
-        if not ping(settings.kafka_bootstrap, timeout_s=min(timeout, 15)):
+        if not ping(settings.kafka_bootstrap, timeout_s=min(timeout, 15), security=security):
             raise BrokerError(f"external Kafka at {settings.kafka_bootstrap} does not answer")
     progress("Kafka topics")
-    ensure_topics(settings.kafka_bootstrap, settings, timeout_s=min(timeout, 60))
+    ensure_topics(settings.kafka_bootstrap, settings, timeout_s=min(timeout, 60), security=security)
     progress("ClickHouse store")
     if not settings.clickhouse_url:
         start_store(settings, timeout=min(timeout, 60))
@@ -92,14 +97,15 @@ def status(settings: Settings) -> StackStatus:
     """Broker process/answering, topics (partitions, retention), processor consumer lag, store status."""
     local = is_local_bootstrap(settings.kafka_bootstrap)
     pid = KafkaBroker.from_settings(settings).pid() if local else None
-    answering = ping(settings.kafka_bootstrap, timeout_s=STATUS_TIMEOUT_S)
+    security = kafka_python_kwargs(settings)
+    answering = ping(settings.kafka_bootstrap, timeout_s=STATUS_TIMEOUT_S, security=security)
     topics: dict[str, TopicStatus] = {}
     lag: dict[str, int] = {}
     if answering:
         names = [settings.topics.faces, settings.topics.emotion_events, settings.topics.dead_letters]
-        described = describe_topics(settings.kafka_bootstrap, names, timeout_s=STATUS_TIMEOUT_S)
+        described = describe_topics(settings.kafka_bootstrap, names, timeout_s=STATUS_TIMEOUT_S, security=security)
         topics = {name: _topic_status(described[name]) for name in names if name in described}
-        lag = consumer_lag(settings.kafka_bootstrap, PROCESSOR_GROUP, timeout_s=STATUS_TIMEOUT_S)
+        lag = consumer_lag(settings.kafka_bootstrap, PROCESSOR_GROUP, timeout_s=STATUS_TIMEOUT_S, security=security)
     store = store_status(settings)
     return StackStatus(bootstrap=settings.kafka_bootstrap, local_broker=local, broker_pid=pid,
                        broker_answering=answering, topics=topics, consumer_lag=lag, store=store)

@@ -1,13 +1,15 @@
 """MoviEmotion's Kafka topics: their specs (partitions + explicit configs), idempotent creation, consumer lag.
 
 `faces` carries face crops, so its retention is short and enforced: retention acts per closed segment, hence
-`segment.ms` <= retention. `emotion-events` and `dead-letters` keep 7 days.
+`segment.ms` <= retention. `emotion-events` and `dead-letters` keep 7 days. `security` is the client options from
+`infra.kafka_security.kafka_python_kwargs(settings)` (None = plaintext).
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
 from kafka.errors import (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError,
@@ -66,21 +68,23 @@ def _configs(admin, name: str, keys: list[str] | None = None) -> dict[str, str]:
     return {key: entry["value"] for key, entry in described.items()}
 
 
-def describe_topics(bootstrap: str, names: list[str], timeout_s: float = 15) -> dict[str, dict]:
+def describe_topics(bootstrap: str, names: list[str], timeout_s: float = 15,
+                    security: Mapping[str, Any] | None = None) -> dict[str, dict]:
     """{topic: {"partitions": n, "configs": {key: value}}} for those of `names` that exist (all configs)."""
-    with admin_client(bootstrap, timeout_s) as admin:
+    with admin_client(bootstrap, timeout_s, security) as admin:
         counts = _partition_counts(admin, names)
         return {name: {"partitions": count, "configs": _configs(admin, name)} for name, count in counts.items()}
 
 
-def ensure_topics(bootstrap: str, settings, timeout_s: float = 30) -> dict[str, dict]:
+def ensure_topics(bootstrap: str, settings, timeout_s: float = 30,
+                  security: Mapping[str, Any] | None = None) -> dict[str, dict]:
     """Create/raise/re-configure the topics idempotently; returns {topic: {"partitions", "configs"}} read back.
 
     The returned configs hold the keys the spec sets. Partitions are only ever raised (Kafka cannot shrink).
     """
     specs = topic_specs(settings)
     names = [spec.name for spec in specs]
-    with admin_client(bootstrap, timeout_s) as admin:
+    with admin_client(bootstrap, timeout_s, security) as admin:
         counts = _partition_counts(admin, names)
         for spec in specs:
             _align_partitions(admin, spec, counts.get(spec.name), timeout_s)
@@ -132,9 +136,10 @@ def _group_offsets(admin, group_id: str, timeout_s: float) -> dict:
             time.sleep(0.5)
 
 
-def consumer_lag(bootstrap: str, group_id: str = PROCESSOR_GROUP, timeout_s: float = 15) -> dict[str, int]:
+def consumer_lag(bootstrap: str, group_id: str = PROCESSOR_GROUP, timeout_s: float = 15,
+                 security: Mapping[str, Any] | None = None) -> dict[str, int]:
     """{topic: sum over partitions of (end offset - committed offset)} for the partitions `group_id` committed."""
-    with admin_client(bootstrap, timeout_s) as admin:
+    with admin_client(bootstrap, timeout_s, security) as admin:
         committed = {tp: meta.offset for tp, meta in _group_offsets(admin, group_id, timeout_s).items()
                      if meta.offset >= 0}
         if not committed:

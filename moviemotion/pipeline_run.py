@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from infra.clickhouse.client import ClickHouseClient
+from infra.kafka_security import kafka_python_kwargs
 from moviemotion.commands.process import settings_env
 from moviemotion.settings import Settings
 from producers.camera_producer import CameraConfig, CameraProducer, ProducerStats, open_kafka_producer
@@ -62,7 +63,7 @@ def publish_video(settings: Settings, video: Path, seat_map_path: Path, config: 
                   opt_out: OptOutList = OptOutList(), start_us: int | None = None) -> ProducerStats:
     """Publish every face of a video file (as fast as it decodes) to the faces topic."""
     camera = CameraProducer(config, load_seat_map(seat_map_path), opt_out)
-    producer = open_kafka_producer(settings.kafka_bootstrap)
+    producer = open_kafka_producer(settings.kafka_bootstrap, security=kafka_python_kwargs(settings))
     try:
         return camera.publish(open_source(str(video), fps, start_us=start_us), producer, settings.topics.faces)
     finally:

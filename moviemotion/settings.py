@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from infra.secrets import Secret, read_secret
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"MOVIEMOTION_{name}", default)
@@ -25,11 +27,21 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", ".moviemotion")).resolve())
     kafka_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
     kafka_controller_port: int = field(default_factory=lambda: int(_env("KAFKA_CONTROLLER_PORT", "19093")))
+    # Kafka client security (docs/security.md): PLAINTEXT (local dev) or SASL_SSL (SCRAM over TLS).
+    kafka_security_protocol: str = field(default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
+    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"))
+    kafka_username: str = field(default_factory=lambda: _env("KAFKA_USERNAME", ""))
+    # From $MOVIEMOTION_KAFKA_PASSWORD or the file named by $MOVIEMOTION_KAFKA_PASSWORD_FILE; never logged.
+    kafka_password: Secret | None = field(default_factory=lambda: read_secret("MOVIEMOTION_KAFKA_PASSWORD"))
+    # PEM CA bundle that signed the broker's certificate ('' = the system trust store).
+    kafka_ca_file: str = field(default_factory=lambda: _env("KAFKA_CA_FILE", ""))
     faces_partitions: int = field(default_factory=lambda: int(_env("FACES_PARTITIONS", "12")))
     events_partitions: int = field(default_factory=lambda: int(_env("EVENTS_PARTITIONS", "12")))
     faces_retention_ms: int = field(default_factory=lambda: int(_env("FACES_RETENTION_MS", str(15 * 60 * 1000))))
     # Empty = the embedded chDB store under state_dir; else a clickhouse:// URL (native protocol).
     clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL", ""))
+    # Password of the URL's user, from $MOVIEMOTION_CLICKHOUSE_PASSWORD or ..._PASSWORD_FILE (keeps it out of the URL).
+    clickhouse_password: Secret | None = field(default_factory=lambda: read_secret("MOVIEMOTION_CLICKHOUSE_PASSWORD"))
     topics: Topics = field(default_factory=Topics)
     # Stream processing: inference micro-batches and the events sink's batches (size, wait).
     processor_group: str = field(default_factory=lambda: _env("PROCESSOR_GROUP", "moviemotion-processor"))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -73,8 +74,11 @@ class ProducerStats:
                 f"opt-out {self.dropped_opt_out}), {self.delivery_errors} delivery errors, {self.bytes} bytes")
 
 
-def open_kafka_producer(bootstrap: str, timeout_s: float = 10.0) -> KafkaProducer:
-    """An idempotent acks=all producer; BrokerUnavailable if no broker answers within timeout_s."""
+def open_kafka_producer(bootstrap: str, timeout_s: float = 10.0,
+                        security: Mapping[str, Any] | None = None) -> KafkaProducer:
+    """An idempotent acks=all producer; BrokerUnavailable if no broker answers within timeout_s.
+
+    `security`: the camera host's credentials as `infra.kafka_security.kafka_python_kwargs(settings)`."""
     timeout_ms = int(timeout_s * 1000)
     try:
         return KafkaProducer(
@@ -85,6 +89,7 @@ def open_kafka_producer(bootstrap: str, timeout_s: float = 10.0) -> KafkaProduce
             bootstrap_timeout_ms=timeout_ms,
             max_block_ms=timeout_ms,
             client_id="moviemotion-camera",
+            **(security or {}),
         )
     except KafkaError as exc:
         raise BrokerUnavailable(f"Kafka broker at {bootstrap} not reachable within {timeout_s:g}s: {exc}") from None

@@ -29,6 +29,7 @@ from faust.types import TP
 
 from engines.select import load_engine
 from infra.clickhouse.client import connect
+from infra.kafka_security import faust_credentials, kafka_python_kwargs
 from infra.topics import consumer_lag
 from moviemotion.settings import load_settings
 from schemas.dead_letter import dead_letter_headers
@@ -45,6 +46,7 @@ state_config = StateConfig()
 app = faust.App(
     settings.processor_group,
     broker=f"kafka://{settings.kafka_bootstrap}",
+    broker_credentials=faust_credentials(settings),
     store="memory://",
     topic_partitions=settings.faces_partitions,
     topic_replication_factor=1,
@@ -162,7 +164,8 @@ async def report_health():
     loop = asyncio.get_running_loop()
 
     def write() -> None:
-        lag = consumer_lag(settings.kafka_bootstrap, settings.processor_group).get(settings.topics.faces, 0)
+        lag = consumer_lag(settings.kafka_bootstrap, settings.processor_group,
+                           security=kafka_python_kwargs(settings)).get(settings.topics.faces, 0)
         with connect(settings) as client:
             client.insert(METRICS_TABLE, metrics.sample(component="worker", lag=lag))
 

@@ -30,6 +30,7 @@ from clickhouse_driver import errors as driver_errors
 from clickhouse_driver.util.escape import escape_params
 
 from infra.clickhouse.embedded_server import format_clause, read_store_info
+from infra.secrets import url_with_password
 from moviemotion.settings import Settings
 
 _INLINE_VALUES = re.compile(r"^\s*INSERT\s+INTO\s+.*?\bVALUES\s*\(", re.IGNORECASE | re.DOTALL)
@@ -258,7 +259,7 @@ class NativeClient(ClickHouseClient):
 def connect(settings: Settings, timeout: float = 30.0) -> ClickHouseClient:
     """The configured store: the embedded daemon (clickhouse_url == '') or a real server."""
     if settings.clickhouse_url:
-        return NativeClient(settings.clickhouse_url, timeout)
+        return NativeClient(url_with_password(settings.clickhouse_url, settings.clickhouse_password), timeout)
     info = read_store_info(settings)
     if info is None:
         raise ClickHouseUnavailable(f"store not running: run `moviemotion up` (no store.json under {settings.state_dir})")

@@ -6,11 +6,15 @@ import sys
 
 import click
 
+from infra.secrets import secret_env
 from moviemotion.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process (or the Faust app module) load these settings."""
+    """The environment that makes a child process (or the Faust app module) load these settings.
+
+    Passwords never go here as values: one read from a file is passed as its *_FILE path; one from the
+    environment reaches the child through the inherited environment."""
     return {
         "MOVIEMOTION_STATE_DIR": str(settings.state_dir),
         "MOVIEMOTION_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -18,6 +22,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MOVIEMOTION_PROCESSOR_GROUP": settings.processor_group,
         "MOVIEMOTION_FACES_PARTITIONS": str(settings.faces_partitions),
         "MOVIEMOTION_COMMIT_INTERVAL_S": str(settings.commit_interval_s),
+        "MOVIEMOTION_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
+        "MOVIEMOTION_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "MOVIEMOTION_KAFKA_USERNAME": settings.kafka_username,
+        "MOVIEMOTION_KAFKA_CA_FILE": settings.kafka_ca_file,
+        **secret_env("MOVIEMOTION_KAFKA_PASSWORD", settings.kafka_password),
+        **secret_env("MOVIEMOTION_CLICKHOUSE_PASSWORD", settings.clickhouse_password),
     }
 
 

@@ -9,6 +9,7 @@ import click
 from tqdm import tqdm
 
 from moviemotion.settings import Settings
+from infra.kafka_security import kafka_python_kwargs
 from producers.camera_producer import shipped_model_input_size, BrokerUnavailable, CameraConfig, CameraProducer, open_kafka_producer, stop_on_signals
 from producers.opt_out import load_opt_out
 from producers.seat_map import SeatMapError, load_seat_map
@@ -63,7 +64,7 @@ def produce(settings: Settings, source, camera_id, screening_id, theater_id, sea
                 total = int(frames.frame_count / frames.video_fps * fps) or None
             config = CameraConfig(screening_id, theater_id, camera_id, crop_size or shipped_model_input_size(), stats_every, broker_timeout)
             camera = CameraProducer(config, seat_map, opt_out)
-            producer = open_kafka_producer(settings.kafka_bootstrap, broker_timeout)
+            producer = open_kafka_producer(settings.kafka_bootstrap, broker_timeout, kafka_python_kwargs(settings))
             try:
                 with tqdm(frames, total=total, desc=f"camera {camera_id}", unit="frame") as progress:
                     stats = camera.publish(progress, producer, topic, stop)

@@ -1,0 +1,350 @@
+"""Kafka security: SASL/SCRAM over TLS for every client, and the broker side of it (dev/test TLS, users, ACLs).
+
+Clients: `kafka_python_kwargs(settings)` (kafka-python producers/consumers/admin) and `faust_credentials(settings)`
+(the Faust worker's `broker_credentials`, i.e. aiokafka) are the only places settings become Kafka security
+options; both build their TLS from `ssl_context(settings)`. PLAINTEXT (the local dev default) gives
+`{"security_protocol": "PLAINTEXT"}` / None.
+
+Broker side (local broker in secure mode, see `KafkaBroker(security=...)`):
+  - `generate_tls_material(dir)`: a throw-away CA and a broker key/certificate for 127.0.0.1/localhost
+    (openssl CLI; keys 0600 in a 0700 dir; for dev and tests only, never commit them);
+  - `BrokerSecurity`: the server.properties of a SASL_SSL listener (SCRAM) + SASL_SSL controller listener (PLAIN,
+    KRaft cannot use SCRAM there), StandardAuthorizer with deny-by-default and the admin as the only super user,
+    and the `--add-scram` storage-format argument that creates the admin before the first start;
+  - `create_scram_users`: further SCRAM users through the admin API;
+  - `camera_acls` / `processor_acls` + `apply_acls`: the least-privilege ACLs of each role.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType,
+                         ScramMechanism, UserScramCredentialUpsertion)
+
+from infra.secrets import Secret
+
+PLAINTEXT = "PLAINTEXT"
+SASL_SSL = "SASL_SSL"
+SCRAM_MECHANISMS = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
+DEFAULT_MECHANISM = "SCRAM-SHA-512"
+LOCAL_TLS_HOSTS = ("127.0.0.1", "localhost")
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+BROKER_LISTENER = "SASL_SSL"
+CONTROLLER_LISTENER = "CONTROLLER"
+# Values that go into JAAS lines and `--add-scram` must not need quoting.
+_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SecurityConfigError(ValueError):
+    """Kafka security settings are incomplete or inconsistent."""
+
+
+# -- clients ------------------------------------------------------------------------------------------------
+
+
+def _protocol(settings) -> str:
+    protocol = settings.kafka_security_protocol.strip().upper()
+    if protocol not in (PLAINTEXT, SASL_SSL):
+        raise SecurityConfigError(f"MOVIEMOTION_KAFKA_SECURITY_PROTOCOL must be {PLAINTEXT} or {SASL_SSL}, "
+                                  f"got {settings.kafka_security_protocol!r}")
+    return protocol
+
+
+def _mechanism(name: str) -> str:
+    mechanism = name.strip().upper()
+    if mechanism not in SCRAM_MECHANISMS:
+        raise SecurityConfigError(f"SASL mechanism must be one of {sorted(SCRAM_MECHANISMS)}, got {name!r}")
+    return mechanism
+
+
+def _credentials(settings) -> tuple[str, Secret]:
+    if not settings.kafka_username:
+        raise SecurityConfigError(f"{SASL_SSL} needs a user: set MOVIEMOTION_KAFKA_USERNAME")
+    if settings.kafka_password is None:
+        raise SecurityConfigError(f"{SASL_SSL} needs a password: set MOVIEMOTION_KAFKA_PASSWORD_FILE "
+                                  f"(or MOVIEMOTION_KAFKA_PASSWORD)")
+    return settings.kafka_username, settings.kafka_password
+
+
+def tls_context(ca_file: str | Path | None) -> ssl.SSLContext:
+    """A client TLS context verifying the broker's certificate and host name against `ca_file` (None: system CAs)."""
+    if ca_file and not Path(ca_file).is_file():
+        raise SecurityConfigError(f"Kafka CA file {ca_file} does not exist")
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def ssl_context(settings) -> ssl.SSLContext:
+    return tls_context(settings.kafka_ca_file or None)
+
+
+def sasl_ssl_kwargs(mechanism: str, username: str, password: Secret, ca_file: str | Path | None) -> dict[str, Any]:
+    """kafka-python options for SASL (SCRAM) over TLS."""
+    return {
+        "security_protocol": SASL_SSL,
+        "sasl_mechanism": _mechanism(mechanism),
+        "sasl_plain_username": username,
+        "sasl_plain_password": password.reveal(),
+        "ssl_context": tls_context(ca_file),
+    }
+
+
+def kafka_python_kwargs(settings) -> dict[str, Any]:
+    """Security options for kafka-python's KafkaProducer/KafkaConsumer/KafkaAdminClient from `settings`."""
+    if _protocol(settings) == PLAINTEXT:
+        return {"security_protocol": PLAINTEXT}
+    username, password = _credentials(settings)
+    return sasl_ssl_kwargs(settings.kafka_sasl_mechanism, username, password, settings.kafka_ca_file or None)
+
+
+def faust_credentials(settings):
+    """`broker_credentials` for faust.App (aiokafka): SASLCredentials over TLS, or None for PLAINTEXT."""
+    if _protocol(settings) == PLAINTEXT:
+        return None
+    import faust  # the worker's dependency; camera hosts only need kafka_python_kwargs
+
+    username, password = _credentials(settings)
+    return faust.SASLCredentials(username=username, password=password.reveal(), ssl_context=ssl_context(settings),
+                                 mechanism=_mechanism(settings.kafka_sasl_mechanism))
+
+
+def client_settings(settings, user: "ScramUser", ca_file: Path, mechanism: str = DEFAULT_MECHANISM):
+    """`settings` switched to SASL_SSL as `user` (e.g. a camera host's or a worker's own account)."""
+    return settings.with_overrides(kafka_security_protocol=SASL_SSL, kafka_sasl_mechanism=mechanism,
+                                   kafka_username=user.name, kafka_password=user.password, kafka_ca_file=str(ca_file))
+
+
+# -- TLS material (dev / tests) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """A CA certificate (PEM, what clients trust) and the broker's PKCS#12 keystore signed by it."""
+
+    ca_file: Path
+    keystore_file: Path
+    keystore_password: Secret
+
+
+_CA_CONFIG = """[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = v3_ca
+[dn]
+CN = MoviEmotion dev CA
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+"""
+
+_SERVER_CONFIG = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = {cn}
+[v3_server]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = {san}
+authorityKeyIdentifier = keyid
+"""
+
+
+def generate_password(nbytes: int = 24) -> Secret:
+    """A random password made of URL-safe characters (safe in JAAS lines and `--add-scram`)."""
+    return Secret(secrets.token_urlsafe(nbytes))
+
+
+def _san_entry(host: str) -> str:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return f"DNS:{host}"
+    return f"IP:{host}"
+
+
+def _openssl(args: list[str], cwd: Path, timeout: float) -> None:
+    try:
+        done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SecurityConfigError("`openssl` not found on PATH; it generates the dev TLS material "
+                                  "(Debian: apt-get install openssl)") from None
+    except subprocess.TimeoutExpired:
+        raise SecurityConfigError(f"openssl {args[0]} did not finish within {timeout:.0f}s") from None
+    if done.returncode != 0:
+        raise SecurityConfigError(f"openssl {args[0]} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def generate_tls_material(directory: Path, hosts: Iterable[str] = LOCAL_TLS_HOSTS, days: int = 30,
+                          timeout: float = 60) -> TlsMaterial:
+    """A new CA + broker certificate for `hosts` under `directory` (0700; keys and password files 0600)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    hosts = tuple(hosts)
+    san = ",".join(_san_entry(host) for host in hosts)
+    (directory / "ca.cnf").write_text(_CA_CONFIG)
+    (directory / "server.cnf").write_text(_SERVER_CONFIG.format(cn=hosts[0], san=san))
+    password = generate_password()
+    _write_private(directory / "keystore.pass", password.reveal())
+    old_umask = os.umask(0o077)  # openssl creates the key files: private from the start
+    try:
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", str(days), "-config", "ca.cnf"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+             "-config", "server.cnf"],
+            ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "broker.pem", "-days", str(days), "-extfile", "server.cnf", "-extensions", "v3_server"],
+            ["pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", "ca.pem",
+             "-name", "broker", "-out", "broker.p12", "-passout", "file:keystore.pass"],
+        ]
+        for step in steps:
+            _openssl(step, directory, timeout)
+    finally:
+        os.umask(old_umask)
+    return TlsMaterial(ca_file=directory / "ca.pem", keystore_file=directory / "broker.p12", keystore_password=password)
+
+
+# -- broker: SASL_SSL listener, users ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    name: str
+    password: Secret
+
+    @property
+    def principal(self) -> str:
+        return f"User:{self.name}"
+
+
+def _safe_token(value: str, what: str) -> str:
+    if not _SAFE_TOKEN.match(value):
+        raise SecurityConfigError(f"{what} may only contain letters, digits and . _ - (it goes into the broker's "
+                                  f"JAAS config unquoted)")
+    return value
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """What a local broker needs for SASL_SSL: its TLS material and the admin (super user, inter-broker) account."""
+
+    tls: TlsMaterial
+    admin: ScramUser
+    mechanism: str = DEFAULT_MECHANISM
+
+    def __post_init__(self) -> None:
+        _mechanism(self.mechanism)
+        _safe_token(self.admin.name, "the admin user name")
+        _safe_token(self.admin.password.reveal(), "the admin password")
+        _safe_token(self.tls.keystore_password.reveal(), "the keystore password")
+
+    def server_properties(self, port: int, controller_port: int) -> dict[str, str]:
+        """server.properties entries that replace the PLAINTEXT listeners (secrets inside: write the file 0600)."""
+        mech = _mechanism(self.mechanism)
+        user, password = self.admin.name, self.admin.password.reveal()
+        scram_login = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";'
+        plain_login = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{user}" '
+                       f'password="{password}" user_{user}="{password}";')
+        broker, controller = BROKER_LISTENER.lower(), CONTROLLER_LISTENER.lower()
+        keystore_password = self.tls.keystore_password.reveal()
+        return {
+            "listeners": f"{BROKER_LISTENER}://127.0.0.1:{port},{CONTROLLER_LISTENER}://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"{BROKER_LISTENER}://127.0.0.1:{port}",
+            "listener.security.protocol.map": f"{CONTROLLER_LISTENER}:SASL_SSL,{BROKER_LISTENER}:SASL_SSL",
+            "inter.broker.listener.name": BROKER_LISTENER,
+            "sasl.mechanism.inter.broker.protocol": mech,
+            f"listener.name.{broker}.sasl.enabled.mechanisms": mech,
+            f"listener.name.{broker}.{mech.lower()}.sasl.jaas.config": scram_login,
+            # KRaft controllers cannot verify SCRAM (its credentials live in the metadata they serve): PLAIN over TLS.
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            f"listener.name.{controller}.sasl.enabled.mechanisms": "PLAIN",
+            f"listener.name.{controller}.plain.sasl.jaas.config": plain_login,
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.tls.keystore_file),
+            "ssl.keystore.password": keystore_password,
+            "ssl.key.password": keystore_password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.tls.ca_file),
+            "ssl.client.auth": "none",
+            "authorizer.class.name": STANDARD_AUTHORIZER,
+            "super.users": self.admin.principal,
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def format_args(self) -> list[str]:
+        """`kafka-storage format` arguments creating the admin's SCRAM credential (the first user must exist
+        before the broker starts: nobody could authenticate to create it)."""
+        return ["--add-scram", f"{_mechanism(self.mechanism)}=[name={self.admin.name},"
+                               f"password={self.admin.password.reveal()}]"]
+
+    def client_kwargs(self, user: ScramUser) -> dict[str, Any]:
+        """kafka-python options to connect as `user` (trusting this broker's CA)."""
+        return sasl_ssl_kwargs(self.mechanism, user.name, user.password, self.tls.ca_file)
+
+    def admin_kwargs(self) -> dict[str, Any]:
+        return self.client_kwargs(self.admin)
+
+
+def create_scram_users(admin, users: Iterable[ScramUser], mechanism: str = DEFAULT_MECHANISM) -> None:
+    """Create or update SCRAM credentials through a connected super-user KafkaAdminClient."""
+    scram = SCRAM_MECHANISMS[_mechanism(mechanism)]
+    result = admin.alter_user_scram_credentials(
+        [UserScramCredentialUpsertion(user.name, scram, user.password.reveal()) for user in users])
+    failed = {name: error for name, error in result.items() if error}
+    if failed:
+        raise SecurityConfigError(f"creating SCRAM users failed: {failed}")
+
+
+# -- ACLs ---------------------------------------------------------------------------------------------------
+
+
+def _allow(principal: str, resource: ResourceType, name: str, operations: Iterable[ACLOperation],
+           pattern: ACLResourcePatternType = ACLResourcePatternType.LITERAL) -> list[ACL]:
+    return [ACL(principal, "*", operation, ACLPermissionType.ALLOW, ResourcePattern(resource, name, pattern))
+            for operation in operations]
+
+
+def camera_acls(settings, principal: str) -> list[ACL]:
+    """A camera host may write (and describe) the faces topic, nothing else."""
+    return _allow(principal, ResourceType.TOPIC, settings.topics.faces, (ACLOperation.WRITE, ACLOperation.DESCRIBE))
+
+
+def processor_acls(settings, principal: str) -> list[ACL]:
+    """A worker reads faces, reads/writes emotion-events, writes dead-letters, owns its consumer group and the
+    Faust internal topics named after it (changelogs, assignor leader topic), which it may create."""
+    read, write, describe = ACLOperation.READ, ACLOperation.WRITE, ACLOperation.DESCRIBE
+    group, topic, prefixed = ResourceType.GROUP, ResourceType.TOPIC, ACLResourcePatternType.PREFIXED
+    own = settings.processor_group
+    return [
+        *_allow(principal, topic, settings.topics.faces, (read, describe)),
+        *_allow(principal, topic, settings.topics.emotion_events, (read, write, describe)),
+        *_allow(principal, topic, settings.topics.dead_letters, (write, describe)),
+        *_allow(principal, topic, own, (read, write, describe, ACLOperation.CREATE, ACLOperation.DESCRIBE_CONFIGS),
+                prefixed),
+        *_allow(principal, group, own, (read, describe), prefixed),
+    ]
+
+
+def apply_acls(admin, acls: list[ACL]) -> None:
+    """Create `acls` through a connected super-user KafkaAdminClient (idempotent on the broker)."""
+    result = admin.create_acls(acls)
+    if result.get("failed"):
+        raise SecurityConfigError(f"creating ACLs failed: {result['failed']}")

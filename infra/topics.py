@@ -23,6 +23,10 @@ SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 MAX_FACES_SEGMENT_MS = 5 * 60 * 1000
 DEAD_LETTER_PARTITIONS = 3
 MIN_FACES_PARTITIONS = 12
+# Largest `faces` message the broker takes (a crop is a few KB; the limit lets oversized junk reach the worker and be
+# dead-lettered instead of being refused at the producer). A dead letter is the message plus its reason headers.
+FACES_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEAD_LETTER_MAX_MESSAGE_BYTES = FACES_MAX_MESSAGE_BYTES + 64 * 1024
 PROCESSOR_GROUP = "moviemotion-processor"
 
 
@@ -47,9 +51,11 @@ def topic_specs(settings) -> tuple[TopicSpec, ...]:
             "retention.ms": str(retention),
             "segment.ms": str(min(retention, MAX_FACES_SEGMENT_MS)),
             "message.timestamp.type": "CreateTime",
+            "max.message.bytes": str(FACES_MAX_MESSAGE_BYTES),
         }),
         TopicSpec(settings.topics.emotion_events, settings.events_partitions, dict(week)),
-        TopicSpec(settings.topics.dead_letters, DEAD_LETTER_PARTITIONS, dict(week)),
+        TopicSpec(settings.topics.dead_letters, DEAD_LETTER_PARTITIONS,
+                  {**week, "max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)}),
     )
 
 

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from infra.secrets import SecretError
 from moviemotion.settings import load_settings
 
 # Modules under moviemotion/commands/ that each expose `register(group)`.
@@ -23,11 +24,14 @@ def main(ctx: click.Context, state_dir, bootstrap, clickhouse_url, verbose) -> N
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pathlib import Path
 
-    ctx.obj = load_settings(
-        state_dir=Path(state_dir).resolve() if state_dir else None,
-        kafka_bootstrap=bootstrap,
-        clickhouse_url=clickhouse_url,
-    )
+    try:
+        ctx.obj = load_settings(
+            state_dir=Path(state_dir).resolve() if state_dir else None,
+            kafka_bootstrap=bootstrap,
+            clickhouse_url=clickhouse_url,
+        )
+    except SecretError as exc:  # e.g. MOVIEMOTION_KAFKA_PASSWORD_FILE names a missing file
+        raise click.UsageError(str(exc)) from None
 
 
 for _name in COMMAND_MODULES:

@@ -12,9 +12,11 @@ and the first of the next (within 1 / (2 fps) seconds of the cut).
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,12 @@ from engines.face_detector import FaceDetector
 from infra.clickhouse.client import ClickHouseClient
 from producers.shot_detection import CutParams, StreamingCuts, distance, signature, thumbnail
 from producers.shot_scale import FrameFaces, shot_faces
-from producers.sources import SourceError, VideoFileSource
+from producers.sources import SourceError, SourceFrame, VideoFileSource
+
+# A decoded frame taking longer than this means the decoder is stuck.
+DECODE_TIMEOUT_S = 60.0
+_READ_AHEAD = 4
+_END = object()
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,45 @@ class ShotBuilder:
         )
 
 
+def read_ahead(source: VideoFileSource, timeout_s: float = DECODE_TIMEOUT_S) -> Iterator[SourceFrame]:
+    """The source's frames, decoded on a thread while the caller analyses the previous ones (OpenCV releases
+    the GIL while decoding). The thread's errors are raised here; TimeoutError if no frame comes in `timeout_s`."""
+    frames: queue.Queue = queue.Queue(maxsize=_READ_AHEAD)
+
+    def put(item) -> None:
+        while not source.stop.is_set():
+            try:
+                frames.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def decode() -> None:
+        try:
+            for frame in source:
+                put(frame)
+            put(_END)
+        except Exception as exc:  # handed to the reader
+            put(exc)
+
+    thread = threading.Thread(target=decode, name=f"decode {source.path.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = frames.get(timeout=timeout_s)
+            except queue.Empty:
+                raise TimeoutError(f"video file {source.path}: no frame decoded in {timeout_s:.0f}s") from None
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        source.stop.set()
+        thread.join(timeout=timeout_s)
+
+
 def index_film(path: Path | str, params: IndexParams = IndexParams(), detector: FaceDetector | None = None,
                progress: Callable[[int], None] | None = None) -> FilmIndex:
     """Read the film at `path` and return its shots. `progress(n)` is called with each sample's count (1).
@@ -155,7 +201,7 @@ def index_film(path: Path | str, params: IndexParams = IndexParams(), detector: 
     source = VideoFileSource(path, params.fps)
     builder = ShotBuilder(params, detector or FaceDetector())
     samples = 0
-    for frame in source:
+    for frame in read_ahead(source):
         builder.add(frame.movie_ts, frame.image)
         samples += 1
         if progress is not None:

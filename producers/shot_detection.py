@@ -93,12 +93,11 @@ class StreamingCuts:
         return self._decide(self._pushed)
 
     def _decide(self, until: int) -> list[bool]:
-        first = self._pushed - len(self._recent)  # sample index of self._recent[0]
+        # the recent distances, indexed by sample number like the list detect_cuts reads
+        local = _Offset(self._pushed - len(self._recent), self._recent)
         decisions = []
         while self._decided < until:
             i = self._decided
-            # the window as detect_cuts sees it: `first` stands in for the samples already dropped
-            local = _Offset(first, self._recent)
             decisions.append(i > 0 and is_cut(local[i], _neighbours(local, i, self.params.window), self.params))
             self._decided += 1
         return decisions

@@ -1,8 +1,9 @@
 """Shot scale from faces: how close the camera is, judged by the largest face's height relative to the frame.
 
-Pure functions. A face's height is YuNet's box height (brow to chin, roughly) over the frame height:
-close-up >= 0.30 (the head fills the frame), medium close-up >= 0.16 (chest up), medium >= 0.08 (waist
-up), wide below that; a shot whose typical sampled frame shows no face is `no_face`.
+Pure functions. A face's height is YuNet's box height (brow to chin, about 0.7 of a head; a body is ~7.5 heads) over the
+frame height: close-up >= 0.30 (the head fills most of the frame), medium close-up >= 0.19 (chest up, face
+~0.23), medium >= 0.11 (waist up, face ~0.15), wide below that (a full figure's face is ~0.085, smaller in a
+long shot); a shot whose typical sampled frame shows no face is `no_face`.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 # Closest first; this order is also the order analysts read them in.
 SHOT_SCALES: tuple[str, ...] = ("close_up", "medium_close_up", "medium", "wide", "no_face")
 # (scale, smallest face height / frame height), closest first; below the last: wide.
-SCALE_THRESHOLDS: tuple[tuple[str, float], ...] = (("close_up", 0.30), ("medium_close_up", 0.16), ("medium", 0.08))
+SCALE_THRESHOLDS: tuple[tuple[str, float], ...] = (("close_up", 0.30), ("medium_close_up", 0.19), ("medium", 0.11))
 
 
 @dataclass(frozen=True)

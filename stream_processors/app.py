@@ -30,7 +30,7 @@ from faust.types import TP
 from engines.select import load_engine
 from infra.clickhouse.client import connect
 from infra.kafka_security import faust_credentials, kafka_python_kwargs
-from infra.topics import consumer_lag
+from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, consumer_lag
 from moviemotion.settings import load_settings
 from schemas.dead_letter import dead_letter_headers
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
@@ -54,6 +54,7 @@ app = faust.App(
     broker_commit_interval=settings.commit_interval_s,
     datadir=str(settings.state_dir / "faust"),
     producer_acks=-1,
+    producer_max_request_size=DEAD_LETTER_MAX_MESSAGE_BYTES,  # an oversized `faces` message can be dead-lettered
     web_enabled=False,
 )
 

@@ -5,6 +5,7 @@ functions below) plus the facts the script was built to produce (e.g. only The T
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from engines.emotions import EMOTIONS
 from moviemotion.analytics.queries import QUERIES, REACTIONS, get_query, run_query
 from moviemotion.analytics.scenes import read_scene_csv
+from producers.shot_scale import SHOT_SCALES
 from tests.data import known_screening as known
+from tests.data import known_shots
 
 SCENES = read_scene_csv(known.SCENES_CSV)
 ROWS = known.viewer_rows()
@@ -193,6 +196,51 @@ def check_compare_screenings(client):
         scene = next(s for s in SCENES if s.scene_no == row["scene_no"])
         means = scene_means(row["screening_id"], scene)
         assert (row["mean_i_happiness"], row["mean_i_surprise"], row["mean_intensity"]) == pytest.approx((means["happiness"], means["surprise"], means["intensity"]))
+
+
+def shot_oracle(screening: str, shot) -> dict:
+    """A shot's audience from ROWS: means over attending viewer-seconds, earliest peak second, reaction lag."""
+    seconds = range(math.ceil(shot.start_s), math.ceil(shot.end_s))
+    rows = [r for r in rows_of(screening) if r["movie_second"] in seconds]
+    means = room(screening)
+    peak = max(seconds, key=lambda s: (means[s]["intensity"], -s))
+    return {
+        **{e: sum(r[f"i_{e}"] for r in rows) / len(rows) for e in REACTIONS},
+        "intensity": sum(r["intensity"] for r in rows) / len(rows),
+        "attending": len(rows), "seconds": len(seconds), "peak_second": peak,
+        "peak_intensity": means[peak]["intensity"], "lag": peak - shot.start_s,
+    }
+
+
+def check_shot_reactions(client):
+    got = run_query(client, "shot_reactions", screening=known.SCREENING_A)
+    assert [r["shot_no"] for r in got] == [s.shot_no for s in known_shots.SHOTS]
+    for row, shot in zip(got, known_shots.SHOTS):
+        want = shot_oracle(known.SCREENING_A, shot)
+        assert (row["start_s"], row["end_s"], row["shot_scale"], row["face_count"]) == (shot.start_s, shot.end_s, shot.scale, shot.face_count)
+        assert (row["mean_intensity"], row["peak_intensity"], row["reaction_lag_s"]) == pytest.approx((want["intensity"], want["peak_intensity"], want["lag"]))
+        assert row["peak_second"] == want["peak_second"]
+        assert row["top_emotion"] == max(REACTIONS, key=lambda e: (want[e], -REACTIONS.index(e)))
+    by_no = {r["shot_no"]: r for r in got}
+    assert (by_no[4]["top_emotion"], by_no[7]["top_emotion"], by_no[9]["top_emotion"]) == ("happiness", "surprise", "happiness")
+    assert (by_no[7]["peak_second"], by_no[7]["reaction_lag_s"]) == (71, 3.0)  # a1's surprise accent, 3 s into the shot
+
+
+def check_shot_scale_reaction(client):
+    got = run_query(client, "shot_scale_reaction", screening=known.SCREENING_A)
+    by_scale = defaultdict(list)
+    for shot in known_shots.SHOTS:
+        by_scale[shot.scale].append(shot_oracle(known.SCREENING_A, shot))
+    assert [r["shot_scale"] for r in got] == [scale for scale in SHOT_SCALES if scale in by_scale]
+    for row in got:
+        shots = by_scale[row["shot_scale"]]
+        weight = sum(s["attending"] for s in shots)
+        assert (row["shots"], row["seconds"]) == (len(shots), sum(s["seconds"] for s in shots))
+        for key, column in [("intensity", "mean_intensity"), *((e, f"mean_i_{e}") for e in REACTIONS)]:
+            assert row[column] == pytest.approx(sum(s[key] * s["attending"] for s in shots) / weight)
+        assert row["mean_reaction_lag_s"] == pytest.approx(sum(s["lag"] for s in shots) / len(shots))
+    means = {r["shot_scale"]: r["mean_intensity"] for r in got}
+    assert means["close_up"] > means["medium"] > means["wide"] == 0  # the reactions were all in close-ups
 
 
 CHECKS = {name[len("check_"):]: check for name, check in dict(globals()).items() if name.startswith("check_")}

@@ -40,6 +40,7 @@ EXPECTED_COLUMNS = {
     ("Screening review", "Scenes"): get_query("scene_summary").columns,
     ("Screening review", "Resonant moments"): get_query("resonant_moments").columns,
     ("Screening review", "Funniest seconds"): get_query("funniest_seconds").columns,
+    ("Screening review", "Reaction by shot scale"): get_query("shot_scale_reaction").columns,
     ("Screening review", "annotation: Scenes"): ("time", "timeEnd", "text"),
     ("Screening review", "variable: screening"): ("screening_id",),
 }

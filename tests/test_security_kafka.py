@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from click.testing import CliRunner
 from kafka import KafkaConsumer
 from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
 from infra.clickhouse.client import connect
-from infra.kafka_broker import KafkaBroker, admin_client, ping
+from infra.kafka_broker import BrokerError, KafkaBroker, admin_client, ping
 from infra.kafka_security import (PLAINTEXT, SASL_SSL, BrokerSecurity, ScramUser, SecurityConfigError, apply_acls,
                                   camera_acls, client_settings, create_scram_users, faust_credentials,
                                   generate_password, generate_tls_material, kafka_python_kwargs, processor_acls,
                                   tls_context)
 from infra.secrets import Secret, SecretError, read_secret, url_with_password
+from infra.stack import up
 from infra.topics import ensure_topics
+from moviemotion.cli import main
 from moviemotion.commands.process import settings_env
 from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
 from moviemotion.settings import Settings, load_settings
@@ -220,7 +223,9 @@ def test_producer_and_worker_run_on_the_secure_broker_without_leaking_passwords(
     # kafka-python's admin client logs its whole configuration at DEBUG: the password shows as the mask.
     assert ping(secure_kafka.bootstrap, 5, kafka_python_kwargs(camera))
     assert "'sasl_plain_password': '***'" in caplog.text
-    logs = log_path.read_text(errors="replace") + caplog.text
+    worker_log = log_path.read_text(errors="replace")
+    assert "Authenticated as processor via SASL / SCRAM-SHA-512" in worker_log
+    logs = worker_log + caplog.text
     for secret in (secure_kafka.camera.password, secure_kafka.processor.password, secure_kafka.security.admin.password):
         assert secret.reveal() not in logs
     assert secure_kafka.processor.password.reveal() not in " ".join(worker.args)
@@ -284,3 +289,17 @@ def test_clickhouse_password_goes_into_the_url_not_the_settings_url():
         url_with_password("clickhouse://sink:x@127.0.0.1:9000/db", secret)
     with pytest.raises(SecretError, match="names no user"):
         url_with_password("clickhouse://127.0.0.1:9000/db", secret)
+
+
+def test_cli_reports_a_bad_secret_file_as_one_usage_error(tmp_path):
+    missing = tmp_path / "kafka.pw"
+    result = CliRunner().invoke(main, ["status"], env={"MOVIEMOTION_KAFKA_PASSWORD_FILE": str(missing)})
+    assert result.exit_code == 2
+    assert f"cannot read secret file {missing}" in result.output and "Traceback" not in result.output
+
+
+def test_local_plaintext_stack_refuses_sasl_settings(tmp_path):
+    secure = client_settings(load_settings(state_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{distinct_free_ports(1)[0]}"),
+                             ScramUser("camera", Secret("pw")), generate_tls_material(tmp_path / "tls").ca_file)
+    with pytest.raises(BrokerError, match="plaintext"):
+        up(secure, timeout=5)

@@ -43,13 +43,16 @@ def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_back
     per-person state moves with the partitions on rebalance.
     """
     os.environ.update(settings_env(settings))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level of its datadir
     if max_batch:
         os.environ["MOVIEMOTION_MAX_BATCH"] = str(max_batch)
     if engine_backend:
         os.environ["MOVIEMOTION_ENGINE"] = engine_backend
     from stream_processors.app import app
 
-    sys.argv = ["moviemotion-worker", "worker", "--loglevel", loglevel]
+    # --without-web: app.py disables the web server, but the worker command turns it back on (port 6066,
+    # so a second worker on the same host would fail to start).
+    sys.argv = ["moviemotion-worker", "worker", "--without-web", "--loglevel", loglevel]
     app.main()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from engines.emotions import EMOTIONS
 from infra.clickhouse.client import ClickHouseClient
 from stream_processors import metrics as pm
+from tests.data import known_shots
 from moviemotion.analytics.catalog import Screening, register_screening
 from moviemotion.analytics.scenes import read_scene_csv, store_scenes
 
@@ -139,9 +140,10 @@ def pipeline_metric_rows() -> list[dict]:
 
 
 def load(client: ClickHouseClient) -> None:
-    """Put the whole known dataset into a migrated store (screenings, scenes, viewer seconds, pipeline metrics)."""
+    """Put the whole known dataset into a migrated store (screenings, scenes, shots, viewer seconds, pipeline metrics)."""
     for screening in screenings():
         register_screening(client, screening)
     store_scenes(client, FILM_ID, read_scene_csv(SCENES_CSV), SCENES_CSV.name)
+    known_shots.load(client, FILM_ID)
     client.insert("viewer_seconds", viewer_rows())
     client.insert(pm.TABLE, pipeline_metric_rows())

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from moviemotion.pipeline_run import stop_worker
-from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, count_frames, fault_settings,
-                                  paced, sample_frames, start_fault_worker, wait_scored, wait_until)
+from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, fault_settings, paced, sample_frames,
+                                  start_fault_worker, wait_for_frames, wait_scored)
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def test_broker_restart_mid_run_loses_and_doubles_nothing(dedicated_broker, clic
     worker = start_fault_worker(settings, tmp_path, "worker")
     try:
         publisher = BackgroundPublish(settings, sample_screening, screening_id, paced(sample_frames(sample_screening), 2.0))
-        assert wait_until(lambda: count_frames(client, screening_id) >= 300, 240), "nothing scored before the outage"
+        wait_for_frames(client, screening_id, 300, [worker])
         broker.stop()
         time.sleep(OUTAGE_S)
         assert worker.poll() is None, "the worker died while the broker was down"

@@ -13,8 +13,8 @@ import pytest
 from moviemotion.commands.process import settings_env
 from moviemotion.pipeline_run import stop_worker
 from tests.faults.harness import (assert_matches_ground_truth, count_frames, fault_settings, from_movie_ts,
-                                  publish_recorded, sample_frames, start_fault_worker, until_movie_ts, wait_scored,
-                                  wait_until)
+                                  publish_recorded, sample_frames, start_fault_worker, until_movie_ts, wait_for_frames,
+                                  wait_scored)
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
@@ -57,8 +57,7 @@ def test_producer_killed_and_restarted_republishes_without_duplicates(kafka_brok
         producer = subprocess.Popen(command, env={**os.environ, **settings_env(settings)},
                                     stdout=log, stderr=subprocess.STDOUT)
     try:
-        assert wait_until(lambda: count_frames(client, screening_id) >= 200, 180), \
-            (tmp_path / "producer.log").read_text(errors="replace")[-2000:]
+        wait_for_frames(client, screening_id, 200, [worker])
         producer.send_signal(signal.SIGKILL)
         producer.wait(30)
         killed_at = count_frames(client, screening_id)

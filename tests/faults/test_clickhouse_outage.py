@@ -10,8 +10,8 @@ from infra.clickhouse.client import connect
 from infra.clickhouse.service import start_store, stop_store
 from moviemotion.pipeline_run import stop_worker
 from moviemotion.settings import load_settings
-from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, count_frames, fault_settings,
-                                  paced, sample_frames, start_fault_worker, wait_scored, wait_until)
+from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, fault_settings, paced, sample_frames,
+                                  start_fault_worker, wait_for_frames, wait_scored)
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
@@ -27,7 +27,7 @@ def test_server_down_60_seconds_the_sink_catches_up(kafka_broker, dedicated_serv
     try:
         publisher = BackgroundPublish(settings, sample_screening, screening_id, paced(sample_frames(sample_screening), 2.0))
         with connect(settings) as client:
-            assert wait_until(lambda: count_frames(client, screening_id) >= 300, 240), "nothing scored before the outage"
+            wait_for_frames(client, screening_id, 300, [worker])
         dedicated_server.stop()
         time.sleep(SERVER_OUTAGE_S)
         assert worker.poll() is None, "the worker died while ClickHouse was down"
@@ -35,8 +35,8 @@ def test_server_down_60_seconds_the_sink_catches_up(kafka_broker, dedicated_serv
         truth = publisher.truth(300)
         with connect(settings) as client:
             wait_scored(client, screening_id, truth, worker)
-            # The worker was blocked in the sink: frames and events waited in Kafka, none were flushed early.
-            assert_matches_ground_truth(client, screening_id, truth)
+            # The idle flush closed the open seconds while scoring was stalled in the sink (docs/reliability.md).
+            assert_matches_ground_truth(client, screening_id, truth, exact_frames=False)
     finally:
         stop_worker(worker)
 
@@ -47,7 +47,7 @@ def test_embedded_store_restarted_the_sink_reconnects(kafka_broker, clickhouse_f
     worker = start_fault_worker(settings, tmp_path, "worker")
     try:
         publisher = BackgroundPublish(settings, sample_screening, screening_id, paced(sample_frames(sample_screening), 2.0))
-        assert wait_until(lambda: count_frames(target.client, screening_id) >= 300, 240), "nothing scored before the outage"
+        wait_for_frames(target.client, screening_id, 300, [worker])
         assert stop_store(settings)
         time.sleep(STORE_OUTAGE_S)
         assert worker.poll() is None, "the worker died while the store was down"
@@ -55,6 +55,6 @@ def test_embedded_store_restarted_the_sink_reconnects(kafka_broker, clickhouse_f
         truth = publisher.truth(300)
         with connect(settings) as client:  # the restarted daemon may listen on another port
             wait_scored(client, screening_id, truth, worker)
-            assert_matches_ground_truth(client, screening_id, truth)
+            assert_matches_ground_truth(client, screening_id, truth, exact_frames=False)
     finally:
         stop_worker(worker)

@@ -1,5 +1,6 @@
 """Workers SIGKILLed while the sample screening is scored: replays store nothing twice and lose nothing;
-with two workers in a group, the survivor takes over the dead one's viewers with their calibrated baselines."""
+with two workers in a group, the survivor takes over the dead one's viewers with their calibrated baselines;
+a worker killed after the last frames still gets every viewer's last second out (after the restart)."""
 from __future__ import annotations
 
 import os
@@ -9,9 +10,11 @@ import time
 
 import pytest
 
-from moviemotion.pipeline_run import stop_worker
-from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, count_frames, fault_settings,
-                                  paced, publish_recorded, sample_frames, start_fault_worker, wait_scored, wait_until)
+from infra.topics import consumer_lag
+from moviemotion.pipeline_run import start_worker, stop_worker
+from tests.faults.harness import (FAST_REBALANCE_ENV, BackgroundPublish, assert_matches_ground_truth, fault_settings,
+                                  paced, publish_recorded, sample_frames, start_fault_worker, until_movie_ts,
+                                  wait_for_frames, wait_scored, wait_until)
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
@@ -30,8 +33,7 @@ def test_worker_sigkilled_twice_at_random_points_stores_every_frame_and_second_o
     try:
         for kill, (low, high) in enumerate([(0.1, 0.35), (0.5, 0.75)], start=1):
             threshold = int(len(truth.frames) * rng.uniform(low, high))
-            assert wait_until(lambda: count_frames(client, screening_id) >= threshold, 240, interval_s=0.2), \
-                f"kill {kill}: {threshold} frames not stored in time"
+            wait_for_frames(client, screening_id, threshold, [worker], interval_s=0.2)
             time.sleep(rng.uniform(0.0, 1.0))  # inside a batch: scoring, inserting, publishing or committing
             worker.send_signal(signal.SIGKILL)
             worker.wait(30)
@@ -86,3 +88,25 @@ def test_two_workers_one_killed_the_survivor_keeps_its_viewers_baselines(
         "AND baseline_ready = 0 ORDER BY person_key, movie_second", params)
     after_kill = [(key, second) for key, second in recalibrated if second > ready_at_kill.get(key, 10**9)]
     assert not after_kill, f"baselines re-calibrated from scratch after the kill: {after_kill[:10]}"
+
+
+def test_worker_killed_after_the_last_frame_still_closes_every_viewers_last_second(
+        kafka_broker, clickhouse_factory, sample_screening, tmp_path):
+    """The first worker never idle-flushes (huge idle_flush_s) and is killed once everything is scored and committed:
+    the viewers' last seconds are open in the restored states, and no frame will come to close them."""
+    target = clickhouse_factory("chdb")
+    settings, screening_id = fault_settings(kafka_broker.bootstrap, target.settings)
+    client = target.client
+    truth = publish_recorded(settings, sample_screening, screening_id, until_movie_ts(sample_frames(sample_screening), 12.0))
+    worker = start_worker(settings, tmp_path / "worker-1.log", {**FAST_REBALANCE_ENV, "MOVIEMOTION_IDLE_FLUSH_S": "3600"})
+    try:
+        wait_for_frames(client, screening_id, len(truth.frames), [worker])
+        assert wait_until(lambda: consumer_lag(settings.kafka_bootstrap, settings.processor_group).get(settings.topics.faces) == 0, 60)
+        time.sleep(3)  # the states' changelog writes of the last batch
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(30)
+        worker = start_fault_worker(settings, tmp_path, "worker-2")
+        wait_scored(client, screening_id, truth, worker, timeout_s=90)
+    finally:
+        stop_worker(worker)
+    assert_matches_ground_truth(client, screening_id, truth)

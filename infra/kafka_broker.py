@@ -334,7 +334,9 @@ class KafkaBroker:
     def _cluster_id(self) -> str:
         if self.cluster_id_file.is_file():
             return self.cluster_id_file.read_text().strip()
-        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # like Kafka's Uuid.randomUuid: a leading '-' reads as an option to the CLI
+            cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
         self.cluster_id_file.write_text(cluster_id + "\n")
         return cluster_id
 

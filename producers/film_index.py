@@ -1,11 +1,11 @@
 """The film structure index: a film file -> its shots (times, scale from faces, face count, brightness) -> ClickHouse.
 
-The film is read like any video source (`producers.sources.VideoFileSource`: every frame grabbed, only the
-sampled ones decoded to pixels) at `fps` samples per second. Cuts come from `producers.shot_detection`,
+The film is read like any video source (`producers.sources.VideoFileSource`: every frame is decoded, only
+the sampled ones converted to pixels) at `fps` samples per second. Cuts come from `producers.shot_detection`,
 decided as the film streams by (a few samples of look-ahead). Faces are detected (YuNet) on at most
-`faces_per_shot` of each shot's samples, spread over the shot and downscaled to `analysis_height`; the shot
-scale comes from `producers.shot_scale`. A shot boundary lies halfway between the last sample of one shot
-and the first of the next (within 1 / (2 fps) seconds of the cut).
+`faces_per_shot` of each shot's samples, spread over the shot and downscaled to `analysis_height` (fewer once
+most of them agree); the shot scale comes from `producers.shot_scale`. A shot boundary lies halfway between
+the last sample of one shot and the first of the next (within 1 / (2 fps) seconds of the cut).
 
 `store_shots` writes a film's shots to `film_shots` as a new revision; readers use `current_film_shots`
 (the newest revision per film), so re-indexing replaces a film's shots (schemas/clickhouse/0110_film_shots.sql).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ import numpy as np
 from engines.face_detector import FaceDetector
 from infra.clickhouse.client import ClickHouseClient
 from producers.shot_detection import CutParams, StreamingCuts, distance, signature, thumbnail
-from producers.shot_scale import FrameFaces, shot_faces
+from producers.shot_scale import FrameFaces, scale_of, shot_faces
 from producers.sources import SourceError, SourceFrame, VideoFileSource
 
 # A decoded frame taking longer than this means the decoder is stuck.
@@ -148,11 +148,23 @@ class ShotBuilder:
     def _close(self, end_s: float) -> None:
         shot = self._open
         picks = np.unique(np.linspace(0, len(shot.kept) - 1, min(self.params.faces_per_shot, len(shot.kept))).round().astype(int))
-        faces = shot_faces([frame_faces(self.detector, shot.kept[i], self.params.analysis_height) for i in picks])
+        faces = shot_faces(self._faces_until_majority([shot.kept[i] for i in picks]))
         self.shots.append(
             Shot(len(self.shots) + 1, shot.start_s, end_s, faces.scale, faces.face_count, faces.face_height,
                  shot.brightness_sum / shot.samples, shot.samples)
         )
+
+
+    def _faces_until_majority(self, frames: list[np.ndarray]) -> list[FrameFaces]:
+        """Faces of the frames in turn, stopping once most of them must agree (same count and scale): with 3
+        frames, 2 that agree settle the shot and the third is never searched (YuNet is the costly step)."""
+        seen: list[FrameFaces] = []
+        for image in frames:
+            seen.append(frame_faces(self.detector, image, self.params.analysis_height))
+            votes = Counter((f.count, scale_of(f.largest_height)) for f in seen)
+            if votes.most_common(1)[0][1] > len(frames) // 2:
+                break
+        return seen
 
 
 def read_ahead(source: VideoFileSource, timeout_s: float = DECODE_TIMEOUT_S) -> Iterator[SourceFrame]:

@@ -9,7 +9,7 @@ Topology (the logic lives in scoring.py, person_state.py, sink.py and metrics.py
       bad input -> dead-letters (original bytes, reason in headers)
     emotion-events -> store_events: batches -> viewer_seconds (ClickHouse, once each;
                       the audience_seconds materialized view aggregates on insert)
-    every second: close the open second of viewers with no frame for `idle_flush_s`
+    every second: close the open second of viewers with no frame for `idle_flush_s` (restored states too)
     every 5 seconds: pipeline health -> pipeline_metrics
 
 Offsets are committed only after a batch's effects are stored: `take_events` acks a batch when
@@ -25,6 +25,7 @@ import asyncio
 import time
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
 from engines.select import load_engine
@@ -75,6 +76,7 @@ frame_sink = ClickHouseSink(lambda: connect(settings), FRAME_SCORES)
 event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)
 metrics = PipelineMetrics()
 last_frame_at: dict[bytes, tuple[float, int]] = {}  # person key -> (wall time, faces partition)
+faces_partition = DefaultPartitioner()  # murmur2, like the camera producer's and the state changelog's partitioner
 
 
 async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
@@ -139,6 +141,16 @@ async def store_events(stream):
         if rows:
             await loop.run_in_executor(None, event_sink.write, rows)
             metrics.record_events(rows)
+
+
+@person_states.on_recover
+async def watch_restored_open_seconds() -> None:
+    """States restored after a restart or rebalance may hold an open second whose frames all came before: let the
+    idle flush close it even if no further frame of that viewer arrives (e.g. the film has ended)."""
+    now = time.monotonic()
+    for key, stored in person_states.items():
+        if stored is not None and stored.get("open") is not None and key not in last_frame_at:
+            last_frame_at[key] = (now, faces_partition(key, list(range(settings.faces_partitions)), None))
 
 
 @app.timer(interval=1.0)

@@ -160,7 +160,7 @@ def test_processor_reads_faces_and_writes_its_topics(secure_kafka):
     group = f"{settings.processor_group}-probe"
     assert marker in [m.value for m in consume(secure_kafka.bootstrap, topics.faces, processor, group=group)]
 
-    changelog = f"{settings.processor_group}-person-states-changelog"
+    changelog = f"{settings.processor_group}-probe-changelog"  # like Faust's; not the worker test's real one
     with admin_client(secure_kafka.bootstrap, TIMEOUT_S, processor) as admin:
         admin.create_topics({changelog: {"num_partitions": 1}}, timeout_ms=TIMEOUT_S * 1000)
     producer = open_kafka_producer(secure_kafka.bootstrap, timeout_s=15, security=processor)
@@ -198,6 +198,7 @@ def role_settings(monkeypatch, secure_kafka, user: ScramUser, password_file: Pat
 def test_producer_and_worker_run_on_the_secure_broker_without_leaking_passwords(
         secure_kafka, embedded_settings, sample_screening, tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="kafka")  # the stack CLI quiets it to WARNING process-wide
     screening_id = f"secure-{uuid.uuid4().hex[:8]}"
     camera = role_settings(monkeypatch, secure_kafka, secure_kafka.camera,
                            write_secret_file(tmp_path / "camera.pw", secure_kafka.camera.password),

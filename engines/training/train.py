@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--finish", type=int, default=0, metavar="N",
+                   help="Resume the run in --run-dir and end it in N more epochs: cosine decay of the "
+                        "learning rate from where it stands to 0 (cuts a long one-cycle schedule short).")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     steps_per_epoch = len(x_train) // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15)
     gen = torch.Generator().manual_seed(args.seed)
-    start_epoch, best = 0, 0.0
+    start_epoch, best, finish = 0, 0.0, None
 
     ckpt_path = args.run_dir / "last.pt"
     if ckpt_path.is_file():
@@ -98,6 +101,19 @@ def main(argv: list[str] | None = None) -> None:
         gen.set_state(ckpt["gen"])
         start_epoch, best = ckpt["epoch"] + 1, ckpt["best"]
         print(f"resumed from {ckpt_path} at epoch {start_epoch}, best val {best:.4f}")
+        if args.finish and ckpt.get("finish") is None:
+            # Replace the rest of the schedule: cosine from the current LR to 0 over `finish` epochs.
+            for group in opt.param_groups:
+                group["initial_lr"] = group["lr"]
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.finish * steps_per_epoch)
+            ckpt["finish"] = {"from_epoch": start_epoch, "epochs": args.finish}
+        elif ckpt.get("finish") is not None:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ckpt["finish"]["epochs"] * steps_per_epoch)
+            sched.load_state_dict(ckpt["sched"])
+        finish = ckpt.get("finish")
+        if finish is not None:
+            args.epochs = finish["from_epoch"] + finish["epochs"]
+            print(f"finishing: cosine decay to 0 by epoch {args.epochs}")
 
     log = open(args.run_dir / "train.log", "a")
     for epoch in range(start_epoch, args.epochs):
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         if val_acc > best:
             best = val_acc
             torch.save({"ema": ema.state_dict(), "args": vars(args) | {"run_dir": str(args.run_dir), "cache_dir": str(args.cache_dir)}, "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best": best}, ckpt_path)
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best": best, "finish": finish}, ckpt_path)
     print(f"done: best PublicTest majority accuracy {best:.4f}")
 
 

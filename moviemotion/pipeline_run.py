@@ -6,6 +6,7 @@ score row and every viewer's last second has its event.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -37,15 +38,29 @@ class Progress:
         return self.frames_stored >= self.frames_expected and self.viewers_complete == self.viewers
 
 
+_workers: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _stop_workers_left_running() -> None:
+    """Workers run in their own session (a Ctrl-C of the parent must not kill them mid-batch), so
+    the parent stops the ones it started when it exits."""
+    for worker in _workers:
+        stop_worker(worker, timeout=10)
+
+
 def start_worker(settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A `moviemotion worker` child process logging to `log_path`."""
+    """A `moviemotion worker` child process logging to `log_path`; stopped at the latest when this
+    process exits."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **settings_env(settings), **(extra_env or {})}
     with open(log_path, "ab") as log:
-        return subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "moviemotion", "--state-dir", str(settings.state_dir), "worker"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
+    _workers.append(worker)
+    return worker
 
 
 def stop_worker(worker: subprocess.Popen, timeout: float = 30) -> None:
@@ -68,6 +83,16 @@ def publish_video(settings: Settings, video: Path, seat_map_path: Path, config: 
         return camera.publish(open_source(str(video), fps, start_us=start_us), producer, settings.topics.faces)
     finally:
         producer.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.5) -> bool:
+    """Poll `predicate` until it holds (True) or `timeout_s` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
 
 
 def scoring_progress(client: ClickHouseClient, screening_id: str, frames_expected: int) -> Progress:

@@ -7,6 +7,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 pytest_plugins = [
     name
-    for name in ("tests.fixtures.kafka", "tests.fixtures.clickhouse", "tests.fixtures.sample")
+    for name in ("tests.fixtures.kafka", "tests.fixtures.clickhouse", "tests.fixtures.sample", "tests.fixtures.engine_faces")
     if importlib.util.find_spec(name) is not None
 ]

@@ -10,7 +10,7 @@ import pytest
 from engines.emotions import EMOTIONS
 from engines.model_meta import read_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
-from tests.fixtures.engine_faces import FER_CACHE, onnx_engine, public_test_faces, shipped_model, training_faces  # noqa: F401
+from tests.fixtures.engine_faces import FER_CACHE
 
 torch = pytest.importorskip("torch", reason="export needs torch (the train extra)")
 

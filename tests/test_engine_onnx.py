@@ -11,7 +11,6 @@ from engines.emotions import EMOTIONS
 from engines.ferplus import majority_labels
 from engines.model_meta import ModelError, read_metadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
-from tests.fixtures.engine_faces import onnx_engine, public_test_faces, shipped_model  # noqa: F401
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 64, 255, 256, 257, 600])

@@ -9,7 +9,6 @@ import pytest
 
 from engines.select import EngineUnavailable, load_engine, resolve_backend
 from engines.tensorrt_engine import unavailable_reason
-from tests.fixtures.engine_faces import shipped_model  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 needs_no_tensorrt = pytest.mark.skipif(unavailable_reason() is None, reason="TensorRT runs here: no fallback to see")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from engines.tensorrt_engine import plan_path, unavailable_reason
-from tests.fixtures.engine_faces import onnx_engine, public_test_faces, shipped_model  # noqa: F401
 
 
 def test_plan_cache_key_separates_model_precision_version_and_gpu(tmp_path):

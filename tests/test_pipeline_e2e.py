@@ -6,28 +6,18 @@ screening id and consumer group, so runs sharing the session broker don't see ea
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections import defaultdict
 
 import pytest
 
 from moviemotion.ground_truth import agreement, read_segments, score_segments
-from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
+from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until, wait_until_scored
 from infra.topics import consumer_lag
 from producers.camera_producer import CameraConfig
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 FPS = 5.0
-
-
-def wait_until(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def pipeline_settings(kafka_broker, target, **overrides):

@@ -7,7 +7,6 @@ with the same functions the producer and the worker use (`kafka_python_kwargs`, 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from infra.stack import up
 from infra.topics import ensure_topics
 from moviemotion.cli import main
 from moviemotion.commands.process import settings_env
-from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
+from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until, wait_until_scored
 from moviemotion.settings import Settings, load_settings
 from producers.camera_producer import BrokerUnavailable, CameraConfig, open_kafka_producer
 from tests.fixtures.kafka import distinct_free_ports
@@ -74,19 +73,10 @@ def secure_kafka(tmp_path_factory) -> Iterator[SecureKafka]:
         ensure_topics(broker.bootstrap, settings, security=security.admin_kwargs())
         secure = SecureKafka(broker, security, camera, processor, settings)
         for user in (camera, processor):  # new SCRAM credentials reach the broker through its metadata log
-            assert wait_for(lambda: ping(broker.bootstrap, 5, secure.kwargs(user)), TIMEOUT_S), f"{user.name} cannot log in"
+            assert wait_until(lambda: ping(broker.bootstrap, 5, secure.kwargs(user)), TIMEOUT_S), f"{user.name} cannot log in"
         yield secure
     finally:
         broker.stop()
-
-
-def wait_for(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def consume(bootstrap: str, topic: str, security: dict, group: str | None, timeout_ms: int = 10_000) -> list:

@@ -17,7 +17,6 @@ from engines.emotions import EMOTIONS
 from engines.face_detector import FaceDetector
 from engines.preprocessing import align_face
 from engines.serve import ScoringServer, ScoringService
-from tests.fixtures.engine_faces import onnx_engine, public_test_faces, shipped_model  # noqa: F401
 
 TILE, FACE = 240, 192
 

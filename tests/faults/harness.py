@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.pipeline_throughput import fresh_run
 from infra.clickhouse.client import ClickHouseClient
-from moviemotion.pipeline_run import start_worker, wait_until_scored
+from moviemotion.pipeline_run import start_worker, wait_until, wait_until_scored
 from moviemotion.settings import Settings
 from producers.camera_producer import CameraConfig, CameraProducer, open_kafka_producer
 from producers.opt_out import OptOutList
@@ -148,15 +148,6 @@ def paced(frames: Iterable[SourceFrame], speed: float) -> Iterator[SourceFrame]:
     for frame in frames:
         time.sleep(max(0.0, began + frame.movie_ts / speed - time.monotonic()))
         yield frame
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 def count_frames(client: ClickHouseClient, screening_id: str) -> int:

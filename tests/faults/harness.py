@@ -14,13 +14,13 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.pipeline_throughput import fresh_run
 from infra.clickhouse.client import ClickHouseClient
-from moviemotion.pipeline_run import start_worker, wait_until, wait_until_scored
+from moviemotion.pipeline_run import start_worker, wait_until_scored
 from moviemotion.settings import Settings
 from producers.camera_producer import CameraConfig, CameraProducer, open_kafka_producer
 from producers.opt_out import OptOutList

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from infra.topics import consumer_lag
-from moviemotion.pipeline_run import start_worker, stop_worker
+from moviemotion.pipeline_run import start_worker, stop_worker, wait_until
 from tests.faults.harness import (FAST_REBALANCE_ENV, BackgroundPublish, assert_matches_ground_truth, fault_settings,
                                   paced, publish_recorded, sample_frames, start_fault_worker, until_movie_ts,
-                                  wait_for_frames, wait_scored, wait_until)
+                                  wait_for_frames, wait_scored)
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 

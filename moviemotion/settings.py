@@ -45,7 +45,7 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     # Stream processing: inference micro-batches and the events sink's batches (size, wait).
     processor_group: str = field(default_factory=lambda: _env("PROCESSOR_GROUP", "moviemotion-processor"))
-    max_batch: int = field(default_factory=lambda: int(_env("MAX_BATCH", "64")))
+    max_batch: int = field(default_factory=lambda: int(_env("MAX_BATCH", "128")))
     batch_within_s: float = field(default_factory=lambda: float(_env("BATCH_WITHIN_S", "0.2")))
     sink_batch: int = field(default_factory=lambda: int(_env("SINK_BATCH", "1000")))
     sink_within_s: float = field(default_factory=lambda: float(_env("SINK_WITHIN_S", "0.5")))

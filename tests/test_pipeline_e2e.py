@@ -82,6 +82,12 @@ def test_every_frame_scored_and_every_visible_second_has_an_event(kafka_broker, 
         "SELECT movie_second, sum(attending) FROM viewer_seconds WHERE screening_id = %(s)s GROUP BY movie_second", params))
     assert attending_by_view == attending_by_rows
 
+    # The worker reported its health to ClickHouse for the Live dashboard (every 5 s).
+    reported = dict(client.query(
+        "SELECT metric, max(value) FROM pipeline_metrics WHERE component = 'worker' GROUP BY metric"))
+    assert reported.get("faces_per_s", 0) > 0 and reported.get("events_per_s", 0) > 0
+    assert 0 < reported["e2e_latency_p99_ms"] < 60_000
+
 
 @pytest.mark.parametrize("clickhouse_target", ["chdb"], indirect=True)
 def test_worker_killed_between_insert_and_commit_stores_nothing_twice(kafka_broker, clickhouse_target, sample_screening, tmp_path):

@@ -27,15 +27,13 @@ from typing import Iterator
 
 import click
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from benchmarks.engine_throughput import measure
 from benchmarks.load_generator import LoadSpec, LoadStats, publish_load, sprite_crops
 from engines.select import load_engine
 from infra import stack
 from infra.clickhouse.client import ClickHouseClient, connect
-from moviemotion.pipeline_run import start_worker, stop_worker
+from moviemotion.pipeline_run import fresh_run, start_worker, stop_worker
 from moviemotion.settings import Settings, load_settings
 from producers.camera_producer import open_kafka_producer
 from stream_processors.metrics import E2E_LATENCY_P50_MS, E2E_LATENCY_P99_MS
@@ -108,26 +106,6 @@ def private_stack(work_dir: Path) -> Iterator[Settings]:
         yield settings
     finally:
         stack.down(settings)
-
-
-def fresh_run(settings: Settings, prefix: str = "bench") -> Settings:
-    """The same stack with a new consumer group that starts at the current end of `faces` and `emotion-events`."""
-    run = settings.with_overrides(processor_group=f"{prefix}-{uuid.uuid4().hex[:8]}")
-    commit_end_offsets(run, [run.topics.faces, run.topics.emotion_events])
-    return run
-
-
-def commit_end_offsets(settings: Settings, topics: list[str]) -> None:
-    """Commit the end of every partition of `topics` for the processor group (which has no members yet)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.processor_group,
-                             enable_auto_commit=False, request_timeout_ms=30_000)
-    try:
-        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(partitions)
-        consumer.seek_to_end(*partitions)
-        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
-    finally:
-        consumer.close()
 
 
 def wait_ready(worker: subprocess.Popen, log_path: Path, timeout_s: float = 180) -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks.pipeline_throughput import (WorkerMemory, fresh_run, latency_samples, measure_capacity, paced_load,
+from moviemotion.pipeline_run import fresh_run
+from benchmarks.pipeline_throughput import (WorkerMemory, latency_samples, measure_capacity, paced_load,
                                             private_stack, wait_ready, wait_stored)
 from infra.clickhouse.client import connect
 from infra.topics import consumer_lag

@@ -12,9 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from infra.clickhouse.client import ClickHouseClient
 from infra.kafka_security import kafka_python_kwargs
@@ -36,6 +40,26 @@ class Progress:
     @property
     def done(self) -> bool:
         return self.frames_stored >= self.frames_expected and self.viewers_complete == self.viewers
+
+
+def fresh_run(settings: Settings, prefix: str = "bench") -> Settings:
+    """The same stack with a new consumer group that starts at the current end of `faces` and `emotion-events`."""
+    run = settings.with_overrides(processor_group=f"{prefix}-{uuid.uuid4().hex[:8]}")
+    commit_end_offsets(run, [run.topics.faces, run.topics.emotion_events])
+    return run
+
+
+def commit_end_offsets(settings: Settings, topics: list[str]) -> None:
+    """Commit the end of every partition of `topics` for the processor group (which has no members yet)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.processor_group,
+                             enable_auto_commit=False, request_timeout_ms=30_000, **kafka_python_kwargs(settings))
+    try:
+        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
+    finally:
+        consumer.close()
 
 
 _workers: list[subprocess.Popen] = []

@@ -6,13 +6,12 @@ screening id and consumer group, so runs sharing the session broker don't see ea
 from __future__ import annotations
 
 import signal
-import uuid
 from collections import defaultdict
 
 import pytest
 
 from moviemotion.ground_truth import agreement, read_segments, score_segments
-from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until, wait_until_scored
+from moviemotion.pipeline_run import fresh_run, publish_video, start_worker, stop_worker, wait_until, wait_until_scored
 from infra.topics import consumer_lag
 from producers.camera_producer import CameraConfig
 
@@ -21,10 +20,10 @@ FPS = 5.0
 
 
 def pipeline_settings(kafka_broker, target, **overrides):
-    tag = uuid.uuid4().hex[:8]
-    settings = target.settings.with_overrides(
-        kafka_bootstrap=kafka_broker.bootstrap, processor_group=f"e2e-{tag}", **overrides)
-    return settings, f"e2e-{tag}"
+    """The store's settings on the session broker, with a new consumer group that starts at the end of the
+    topics (earlier tests' messages are not replayed) and the group's name as screening id."""
+    settings = fresh_run(target.settings.with_overrides(kafka_bootstrap=kafka_broker.bootstrap, **overrides), "e2e")
+    return settings, settings.processor_group
 
 
 def publish_sample(settings, sample, screening_id):
@@ -108,8 +107,9 @@ def test_worker_killed_between_insert_and_commit_stores_nothing_twice(kafka_brok
     finally:
         stop_worker(worker)
     assert client.query("SELECT count() FROM frame_scores WHERE screening_id = %(s)s", params)[0][0] > 0
-    # It stored rows but committed no offset of `faces`: the restarted worker replays them all.
-    assert settings.topics.faces not in consumer_lag(settings.kafka_bootstrap, settings.processor_group)
+    # It stored rows but committed no offset of `faces` past where the group started: the restarted
+    # worker replays every published frame.
+    assert consumer_lag(settings.kafka_bootstrap, settings.processor_group)[settings.topics.faces] == stats.published
 
     restarted = start_worker(settings.with_overrides(commit_interval_s=1.0), tmp_path / "worker-2.log")
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.pipeline_throughput import fresh_run
+from moviemotion.pipeline_run import fresh_run
 from infra.clickhouse.client import ClickHouseClient
 from moviemotion.pipeline_run import start_worker, wait_until_scored
 from moviemotion.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.pipeline_throughput import fresh_run
+from moviemotion.pipeline_run import fresh_run
 from benchmarks.soak import run_soak
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]

@@ -13,7 +13,6 @@ Run from the repository root: `python -m benchmarks.pipeline_throughput --help`.
 """
 from __future__ import annotations
 
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -32,6 +31,7 @@ from benchmarks.engine_throughput import measure
 from benchmarks.load_generator import LoadSpec, LoadStats, publish_load, sprite_crops
 from engines.select import load_engine
 from infra import stack
+from infra.ports import free_ports
 from infra.clickhouse.client import ClickHouseClient, connect
 from moviemotion.pipeline_run import fresh_run, start_worker, stop_worker
 from moviemotion.settings import Settings, load_settings
@@ -82,17 +82,6 @@ def engine_batch_rate(backend: str, batch: int = 64, seconds: float = 5.0) -> fl
     inputs = np.stack([crops[i % len(crops)] for i in range(batch)])
     engine.infer(inputs)
     return measure(engine.infer, inputs, seconds)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @contextmanager

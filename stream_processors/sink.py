@@ -35,27 +35,17 @@ def _key(row: Mapping[str, Any], columns: Sequence[str]) -> tuple:
     return tuple(row[c] for c in columns)
 
 
-def _sql_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
 def existing_keys(client: ClickHouseClient, target: TableKey, rows: Sequence[Mapping[str, Any]]) -> set[tuple]:
     """Keys of `rows` already present in the table (one query per batch)."""
     if not rows:
         return set()
     cols = target.columns
-    tuples = ",".join("(" + ",".join(_sql_literal(v) for v in _key(r, cols)) + ")" for r in rows)
-    first_values = ",".join(sorted({_sql_literal(r[cols[0]]) for r in rows}))
     sql = (
         f"SELECT {', '.join(cols)} FROM {target.table} "
-        f"WHERE {cols[0]} IN ({first_values}) AND ({', '.join(cols)}) IN ({tuples})"
+        f"WHERE {cols[0]} IN %(first)s AND ({', '.join(cols)}) IN %(keys)s"
     )
-    return {tuple(found) for found in client.query(sql)}
+    params = {"first": tuple({r[cols[0]] for r in rows}), "keys": tuple(_key(r, cols) for r in rows)}
+    return {tuple(found) for found in client.query(sql, params)}
 
 
 class ClickHouseSink:

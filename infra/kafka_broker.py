@@ -3,7 +3,8 @@
 `ensure_jars()` resolves infra/kafka/lib with Maven when missing; `KafkaBroker` formats its storage once,
 launches the JVM detached (own session, pid file), waits until it answers a metadata request and stops it.
 Everything lives under `state_dir/kafka/` (server.properties, cluster.id, data/, logs/, broker.pid).
-With `security=BrokerSecurity(...)` (infra/kafka_security.py) it listens SASL_SSL only, with ACLs enforced.
+With `security=BrokerSecurity(...)` (infra/kafka_security.py) it listens SASL_SSL only, with ACLs enforced; a state
+dir keeps the mode it was formatted in (starting it in the other one is a BrokerError).
 `admin_client` and `ping` are the shared Kafka-admin entry points for the rest of infra/; `security` is the
 client options from `kafka_python_kwargs(settings)` (None = plaintext).
 """
@@ -26,7 +27,7 @@ from typing import Any, Iterator, Mapping
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from infra.kafka_security import BrokerSecurity
+from infra.kafka_security import BROKER_LISTENER, BrokerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +210,12 @@ class KafkaBroker:
         self.out_file = self.logs_dir / "broker.out"
 
     @classmethod
-    def from_settings(cls, settings) -> "KafkaBroker":
+    def from_settings(cls, settings, security: BrokerSecurity | None = None) -> "KafkaBroker":
         host, port = split_bootstrap(settings.kafka_bootstrap)
         if host not in LOCAL_HOSTS:
             raise BrokerError(f"the local broker listens on 127.0.0.1 only; bootstrap {settings.kafka_bootstrap!r} "
                               f"names a remote broker")
-        return cls(settings.state_dir, port=port, controller_port=settings.kafka_controller_port)
+        return cls(settings.state_dir, port=port, controller_port=settings.kafka_controller_port, security=security)
 
     @property
     def bootstrap(self) -> str:
@@ -238,6 +239,26 @@ class KafkaBroker:
     def is_running(self) -> bool:
         return self.pid() is not None
 
+    def formatted_secure(self) -> bool | None:
+        """Whether the formatted storage belongs to a SASL_SSL broker (per the server.properties it was started
+        with); None while the storage is not formatted."""
+        if not (self.data_dir / "meta.properties").is_file() or not self.config_file.is_file():
+            return None
+        listeners = [line for line in self.config_file.read_text().splitlines() if line.startswith("listeners=")]
+        return any(f"{BROKER_LISTENER}://" in line for line in listeners)
+
+    def require_mode(self, secure: bool) -> None:
+        """BrokerError when this state dir's broker was set up (or runs) in the other mode than `secure`."""
+        formatted = self.formatted_secure()
+        if formatted is None or formatted == secure:
+            return
+        modes = {True: "secure (SASL_SSL)", False: "plaintext"}
+        pid = self.pid()
+        state = f"is running (pid {pid})" if pid else "was set up (its data is kept there)"
+        raise BrokerError(f"the Kafka broker in {self.home} {state} as a {modes[formatted]} broker, but a "
+                          f"{modes[secure]} one was asked for: use `moviemotion up{' --secure' if formatted else ''}` "
+                          f"with this state dir, or another --state-dir{' after `moviemotion down`' if pid else ''}")
+
     def log_tail(self, lines: int = 30) -> str:
         parts = [(name, _tail_file(path, lines)) for name, path in
                  (("broker.out", self.out_file), ("server.log", self.logs_dir / "server.log"))]
@@ -246,6 +267,7 @@ class KafkaBroker:
 
     def start(self, timeout: float = 90) -> None:
         """Start (or reuse) the broker and return once it answers metadata requests; BrokerError otherwise."""
+        self.require_mode(secure=self.security is not None)
         if self.is_running():
             log.info("Reusing running broker %s (pid %s)", self.bootstrap, self.pid())
             self.wait_ready(timeout)

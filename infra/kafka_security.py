@@ -7,7 +7,8 @@ options; both build their TLS from `ssl_context(settings)`. PLAINTEXT (the local
 
 Broker side (local broker in secure mode, see `KafkaBroker(security=...)`):
   - `generate_tls_material(dir)`: a throw-away CA and a broker key/certificate for 127.0.0.1/localhost
-    (openssl CLI; keys 0600 in a 0700 dir; for dev and tests only, never commit them);
+    (openssl CLI; keys 0600 in a 0700 dir; for dev and tests only, never commit them); `load_tls_material(dir)`
+    reads it back;
   - `BrokerSecurity`: the server.properties of a SASL_SSL listener (SCRAM) + SASL_SSL controller listener (PLAIN,
     KRaft cannot use SCRAM there), StandardAuthorizer with deny-by-default and the admin as the only super user,
     and the `--add-scram` storage-format argument that creates the admin before the first start;
@@ -29,7 +30,7 @@ from typing import Any, Iterable
 from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType,
                          ScramMechanism, UserScramCredentialUpsertion)
 
-from infra.secrets import Secret
+from infra.secrets import Secret, read_secret_file
 
 PLAINTEXT = "PLAINTEXT"
 SASL_SSL = "SASL_SSL"
@@ -133,6 +134,8 @@ class TlsMaterial:
     keystore_password: Secret
 
 
+CA_FILE, KEYSTORE_FILE, KEYSTORE_PASSWORD_FILE = "ca.pem", "broker.p12", "keystore.pass"
+
 _CA_CONFIG = """[req]
 distinguished_name = dn
 prompt = no
@@ -185,7 +188,8 @@ def _openssl(args: list[str], cwd: Path, timeout: float) -> None:
         raise SecurityConfigError(f"openssl {args[0]} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 (from the start: no moment when others could read it)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
@@ -202,24 +206,34 @@ def generate_tls_material(directory: Path, hosts: Iterable[str] = LOCAL_TLS_HOST
     (directory / "ca.cnf").write_text(_CA_CONFIG)
     (directory / "server.cnf").write_text(_SERVER_CONFIG.format(cn=hosts[0], san=san))
     password = generate_password()
-    _write_private(directory / "keystore.pass", password.reveal())
+    write_private(directory / KEYSTORE_PASSWORD_FILE, password.reveal())
     old_umask = os.umask(0o077)  # openssl creates the key files: private from the start
     try:
         steps = [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", CA_FILE,
              "-days", str(days), "-config", "ca.cnf"],
             ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
              "-config", "server.cnf"],
-            ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            ["x509", "-req", "-in", "broker.csr", "-CA", CA_FILE, "-CAkey", "ca.key", "-CAcreateserial",
              "-out", "broker.pem", "-days", str(days), "-extfile", "server.cnf", "-extensions", "v3_server"],
-            ["pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", "ca.pem",
-             "-name", "broker", "-out", "broker.p12", "-passout", "file:keystore.pass"],
+            ["pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", CA_FILE,
+             "-name", "broker", "-out", KEYSTORE_FILE, "-passout", f"file:{KEYSTORE_PASSWORD_FILE}"],
         ]
         for step in steps:
             _openssl(step, directory, timeout)
     finally:
         os.umask(old_umask)
-    return TlsMaterial(ca_file=directory / "ca.pem", keystore_file=directory / "broker.p12", keystore_password=password)
+    return load_tls_material(directory)
+
+
+def load_tls_material(directory: Path) -> TlsMaterial:
+    """The material `generate_tls_material(directory)` wrote; SecurityConfigError naming what is missing."""
+    directory = Path(directory)
+    missing = [name for name in (CA_FILE, KEYSTORE_FILE, KEYSTORE_PASSWORD_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise SecurityConfigError(f"TLS material in {directory} is incomplete: {', '.join(missing)} missing")
+    return TlsMaterial(ca_file=directory / CA_FILE, keystore_file=directory / KEYSTORE_FILE,
+                       keystore_password=read_secret_file(directory / KEYSTORE_PASSWORD_FILE))
 
 
 # -- broker: SASL_SSL listener, users ---------------------------------------------------------------------

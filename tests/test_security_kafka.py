@@ -1,7 +1,8 @@
 """Kafka with SASL/SCRAM over TLS and ACLs, on a real broker started that way; secrets from env or files.
 
-The module's broker gets throw-away TLS material (tmp dir), an admin created at storage format time, camera and
-processor users created through the admin API, and the role ACLs from infra/kafka_security.py. Clients are built
+The module's broker is started by `start_secure_broker` (infra/secure_broker.py, what `moviemotion up --secure` runs):
+throw-away TLS material in its tmp state dir, an admin created at storage format time, camera and processor users
+created through the admin API, and the role ACLs from infra/kafka_security.py. Clients are built
 with the same functions the producer and the worker use (`kafka_python_kwargs`, `faust_credentials`).
 """
 from __future__ import annotations
@@ -19,16 +20,16 @@ from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailed
 
 from infra.clickhouse.client import connect
 from infra.kafka_broker import BrokerError, KafkaBroker, admin_client, ping
-from infra.kafka_security import (PLAINTEXT, SASL_SSL, BrokerSecurity, ScramUser, SecurityConfigError, apply_acls,
-                                  camera_acls, client_settings, create_scram_users, faust_credentials,
-                                  generate_password, generate_tls_material, kafka_python_kwargs, processor_acls,
+from infra.kafka_security import (PLAINTEXT, SASL_SSL, BrokerSecurity, ScramUser, SecurityConfigError, client_settings,
+                                  faust_credentials, generate_password, generate_tls_material, kafka_python_kwargs,
                                   tls_context)
 from infra.secrets import Secret, SecretError, read_secret, url_with_password
+from infra.secure_broker import start_secure_broker
 from infra.stack import up
 from infra.topics import ensure_topics
 from moviemotion.cli import main
 from moviemotion.commands.process import settings_env
-from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until, wait_until_scored
+from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
 from moviemotion.settings import Settings, load_settings
 from producers.camera_producer import BrokerUnavailable, CameraConfig, open_kafka_producer
 from tests.fixtures.kafka import distinct_free_ports
@@ -59,24 +60,15 @@ class SecureKafka:
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory) -> Iterator[SecureKafka]:
     state_dir = tmp_path_factory.mktemp("secure-kafka")
-    security = BrokerSecurity(generate_tls_material(state_dir / "tls"), ScramUser("admin", generate_password()))
     port, controller_port = distinct_free_ports(2)
-    broker = KafkaBroker(state_dir, port=port, controller_port=controller_port, security=security)
-    broker.start(timeout=120)
+    settings = load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}",
+                             kafka_controller_port=controller_port, processor_group=f"secure-{uuid.uuid4().hex[:8]}")
     try:
-        settings = load_settings(state_dir=state_dir, kafka_bootstrap=broker.bootstrap,
-                                 kafka_controller_port=controller_port, processor_group=f"secure-{uuid.uuid4().hex[:8]}")
-        camera, processor = ScramUser("camera", generate_password()), ScramUser("processor", generate_password())
-        with admin_client(broker.bootstrap, TIMEOUT_S, security.admin_kwargs()) as admin:
-            create_scram_users(admin, [camera, processor])
-            apply_acls(admin, camera_acls(settings, camera.principal) + processor_acls(settings, processor.principal))
-        ensure_topics(broker.bootstrap, settings, security=security.admin_kwargs())
-        secure = SecureKafka(broker, security, camera, processor, settings)
-        for user in (camera, processor):  # new SCRAM credentials reach the broker through its metadata log
-            assert wait_until(lambda: ping(broker.bootstrap, 5, secure.kwargs(user)), TIMEOUT_S), f"{user.name} cannot log in"
-        yield secure
+        broker, credentials = start_secure_broker(settings, timeout=120)
+        ensure_topics(broker.bootstrap, settings, security=credentials.security.admin_kwargs())
+        yield SecureKafka(broker, credentials.security, credentials.camera, credentials.processor, settings)
     finally:
-        broker.stop()
+        KafkaBroker.from_settings(settings).stop()
 
 
 def consume(bootstrap: str, topic: str, security: dict, group: str | None, timeout_ms: int = 10_000) -> list:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 
 import click
 from kafka.errors import KafkaError
@@ -10,6 +11,7 @@ from tqdm import tqdm
 
 from infra import stack
 from infra.kafka_broker import BrokerError
+from infra.secure_broker import client_env, local_credentials, security_dir
 from moviemotion.settings import Settings
 
 UP_STEPS = 4  # jars, broker, topics, store (see infra.stack.up)
@@ -36,7 +38,8 @@ def format_status(status: stack.StackStatus) -> str:
         process = f"running (pid {status.broker_pid})" if status.broker_pid else "not running"
     else:
         process = "external"
-    lines = [f"Kafka {status.bootstrap}: {process}, {'answering' if status.broker_answering else 'NOT answering'}"]
+    secure = " (SASL_SSL)" if status.secure else ""
+    lines = [f"Kafka {status.bootstrap}{secure}: {process}, {'answering' if status.broker_answering else 'NOT answering'}"]
     for name, topic in status.topics.items():
         lines.append(f"  topic {name:<16} {topic.partitions:>3} partitions  retention {_duration(topic.retention_ms):>6}"
                      f"  segment {_duration(topic.segment_ms):>6}  cleanup {topic.cleanup_policy}")
@@ -54,17 +57,35 @@ def format_status(status: stack.StackStatus) -> str:
     return "\n".join(lines)
 
 
+def format_secure_clients(settings: Settings) -> str:
+    """How each role's clients connect to the secure local broker: copy-paste `export` lines, passwords as files."""
+    credentials = local_credentials(settings.state_dir, create=False)
+    roles = (("Camera hosts (`moviemotion produce`; may only write faces)", credentials.camera),
+             ("Stream workers (`moviemotion worker`)", credentials.processor),
+             ("Admin (topics, users, ACLs; `moviemotion status` uses it itself)", credentials.security.admin))
+    lines = [f"Kafka clients connect with SASL_SSL ({credentials.security.mechanism}) and TLS; the CA, keys and "
+             f"passwords are in {security_dir(settings.state_dir)} (files mode 0600, never printed)."]
+    for title, user in roles:
+        env = client_env(settings, credentials, user)
+        lines += [f"{title}:", "  export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())]
+    return "\n".join(lines)
+
+
 def register(group: click.Group) -> None:
     @group.command("up")
     @click.option("--timeout", type=float, default=90.0, show_default=True,
                   help="Seconds to wait for the broker (and store) to answer before failing.")
+    @click.option("--secure", is_flag=True,
+                  help="Run the local broker SASL_SSL only (SCRAM-SHA-512 over TLS, ACLs) with users admin, camera "
+                       "and processor; TLS material and passwords are made once in <state-dir>/security/.")
     @click.pass_obj
-    def up(settings: Settings, timeout: float) -> None:
+    def up(settings: Settings, timeout: float, secure: bool) -> None:
         """Start the local stack: Kafka (KRaft, 127.0.0.1), its topics, the ClickHouse store.
 
         Idempotent: a running broker/store is reused, topics are created or aligned (partitions raised,
         configs reset to the spec). The first run resolves the Kafka jars with Maven (needs java + mvn).
-        State lives under --state-dir (Kafka data + logs in <state-dir>/kafka/).
+        State lives under --state-dir (Kafka data + logs in <state-dir>/kafka/). With --secure it prints the
+        settings each client role sets to connect; a state dir stays in the mode it was first started in.
         """
         _quiet_kafka_client()
         with tqdm(total=UP_STEPS, desc="moviemotion up", unit="step", leave=False) as bar:
@@ -74,11 +95,13 @@ def register(group: click.Group) -> None:
                 bar.set_postfix_str(step)
 
             try:
-                status = stack.up(settings, timeout=timeout, progress=progress)
+                status = stack.up(settings, timeout=timeout, progress=progress, secure=secure)
             except (BrokerError, KafkaError, ValueError, RuntimeError) as exc:
                 raise click.ClickException(str(exc)) from exc
             bar.update(UP_STEPS - bar.n)
         click.echo(format_status(status))
+        if secure:
+            click.echo(format_secure_clients(settings))
 
     @group.command("down")
     @click.option("--timeout", type=float, default=30.0, show_default=True,
@@ -101,6 +124,6 @@ def register(group: click.Group) -> None:
         _quiet_kafka_client()
         try:
             current = stack.status(settings)
-        except (BrokerError, KafkaError, RuntimeError) as exc:
+        except (BrokerError, KafkaError, ValueError, RuntimeError) as exc:  # ValueError: secure credentials missing
             raise click.ClickException(str(exc)) from exc
         click.echo(json.dumps(current.to_dict(), indent=2, default=str) if as_json else format_status(current))

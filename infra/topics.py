@@ -142,6 +142,14 @@ def _group_offsets(admin, group_id: str, timeout_s: float) -> dict:
             time.sleep(0.5)
 
 
+def committed_offsets(bootstrap: str, group_id: str, topic: str, timeout_s: float = 15,
+                      security: Mapping[str, Any] | None = None) -> dict[int, int]:
+    """{partition: committed offset} of `group_id` on `topic` (partitions it never committed are absent)."""
+    with admin_client(bootstrap, timeout_s, security) as admin:
+        return {tp.partition: meta.offset for tp, meta in _group_offsets(admin, group_id, timeout_s).items()
+                if tp.topic == topic and meta.offset >= 0}
+
+
 def consumer_lag(bootstrap: str, group_id: str = PROCESSOR_GROUP, timeout_s: float = 15,
                  security: Mapping[str, Any] | None = None) -> dict[str, int]:
     """{topic: sum over partitions of (end offset - committed offset)} for the partitions `group_id` committed."""

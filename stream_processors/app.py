@@ -1,9 +1,10 @@
 """The Faust worker: faces -> scores -> per-person state -> emotion events -> ClickHouse.
 
-Topology (the logic lives in scoring.py, person_state.py, sink.py and metrics.py):
+Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py and offset_guard.py):
 
     faces (raw FaceFrame bytes, key = person key)
-      -> score_faces: micro-batches -> engine -> frame_scores rows (ClickHouse, once each)
+      -> score_faces: micro-batches (offset guard: nothing scored past a skipped message, see faust_offsets.py)
+                      -> engine -> frame_scores rows (ClickHouse, once each)
                       -> person_states table (changelog, co-partitioned with faces)
                       -> emotion-events (one EmotionEvent per person per movie second)
       bad input -> dead-letters (original bytes, reason in headers)
@@ -31,12 +32,14 @@ from faust.types import TP
 from engines.select import load_engine
 from infra.clickhouse.client import connect
 from infra.kafka_security import faust_credentials, kafka_python_kwargs
-from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, consumer_lag
+from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, committed_offsets, consumer_lag
 from moviemotion.settings import load_settings
 from schemas.dead_letter import dead_letter_headers
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
 from stream_processors.config import StateConfig
+from stream_processors.faust_offsets import Rewinder, admitted_events, keep_skips_uncommitted
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
+from stream_processors.offset_guard import OffsetGuard
 from stream_processors.person_state import PersonState
 from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
@@ -77,6 +80,8 @@ event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)
 metrics = PipelineMetrics()
 last_frame_at: dict[bytes, tuple[float, int]] = {}  # person key -> (wall time, faces partition)
 faces_partition = DefaultPartitioner()  # murmur2, like the camera producer's and the state changelog's partitioner
+faces_offsets = OffsetGuard()  # nothing is scored past a skipped `faces` message (docs/reliability.md)
+faces_rewinder = Rewinder(settings.topics.faces)
 
 
 async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
@@ -103,10 +108,25 @@ async def publish(states: dict[bytes, tuple[PersonState, list]]) -> None:
     metrics.events_out += len(pending)
 
 
+@app.on_partitions_assigned.connect
+async def on_faces_assigned(sender, assigned, **kwargs) -> None:
+    """A new assignment: the guard restarts from the group's committed offsets at the next batch."""
+    keep_skips_uncommitted(app.consumer, settings.topics.faces)
+    faces_offsets.invalidate()
+
+
+def group_committed_faces_offsets() -> dict[int, int]:
+    return committed_offsets(settings.kafka_bootstrap, settings.processor_group, settings.topics.faces,
+                             security=kafka_python_kwargs(settings))
+
+
 @app.agent(faces_topic)
 async def score_faces(stream):
     loop = asyncio.get_running_loop()
     async for events in stream.take_events(settings.max_batch, within=settings.batch_within_s):
+        if not faces_offsets.current:
+            faces_offsets.reset(await loop.run_in_executor(None, group_committed_faces_offsets))
+        events = await admitted_events(events, faces_offsets, faces_rewinder, app.consumer)
         decoded, rejected = decode_batch([e.message.value for e in events], crop_size)
         for bad in rejected:
             await to_dead_letters(events[bad.index], bad.reason, bad.error)

@@ -16,11 +16,7 @@ from tests.faults.harness import (FAST_REBALANCE_ENV, BackgroundPublish, assert_
                                   paced, publish_recorded, sample_frames, start_fault_worker, until_movie_ts,
                                   wait_for_frames, wait_scored)
 
-# Open bug (docs/reliability.md, "Open bug: a worker that takes over partitions after a rebalance can skip
-# their backlog"): after a rebalance, Faust can skip the backlog of partitions that changed owner, and these tests
-# catch it as frames missing from ClickHouse. They get two reruns so that the open bug does not block every other
-# change; a rerun in the CI log is that loss happening, not noise.
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow, pytest.mark.flaky(reruns=2)]
+pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.slow]
 
 
 def test_worker_sigkilled_twice_at_random_points_stores_every_frame_and_second_once(

@@ -1,6 +1,7 @@
 """The Faust worker: faces -> scores -> per-person state -> emotion events -> ClickHouse.
 
-Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py and offset_guard.py):
+Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py, offset_guard.py and
+recovery_watchdog.py):
 
     faces (raw FaceFrame bytes, key = person key)
       -> score_faces: micro-batches (offset guard: nothing scored past a skipped message, see faust_offsets.py)
@@ -10,7 +11,8 @@ Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py an
       bad input -> dead-letters (original bytes, reason in headers)
     emotion-events -> store_events: batches -> viewer_seconds (ClickHouse, once each;
                       the audience_seconds materialized view aggregates on insert)
-    every second: close the open second of viewers with no frame for `idle_flush_s` (restored states too)
+    every second: close the open second of viewers with no frame for `idle_flush_s` (restored states too);
+                  repeat a `faces` rewind that has not delivered yet; seek again a stalled table recovery
     every 5 seconds: pipeline health -> pipeline_metrics
 
 Offsets are committed only after a batch's effects are stored: `take_events` acks a batch when
@@ -41,6 +43,7 @@ from stream_processors.faust_offsets import Rewinder, admitted_events, keep_skip
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
 from stream_processors.offset_guard import OffsetGuard
 from stream_processors.person_state import PersonState
+from stream_processors.recovery_watchdog import RecoveryWatchdog
 from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
 
@@ -82,6 +85,7 @@ last_frame_at: dict[bytes, tuple[float, int]] = {}  # person key -> (wall time, 
 faces_partition = DefaultPartitioner()  # murmur2, like the camera producer's and the state changelog's partitioner
 faces_offsets = OffsetGuard()  # nothing is scored past a skipped `faces` message (docs/reliability.md)
 faces_rewinder = Rewinder(settings.topics.faces)
+recovery_watchdog = RecoveryWatchdog()  # a table recovery whose changelog records were lost is sought again
 
 
 async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
@@ -113,6 +117,7 @@ async def on_faces_assigned(sender, assigned, **kwargs) -> None:
     """A new assignment: the guard restarts from the group's committed offsets at the next batch."""
     keep_skips_uncommitted(app.consumer, settings.topics.faces)
     faces_offsets.invalidate()
+    faces_rewinder.clear()
 
 
 def group_committed_faces_offsets() -> dict[int, int]:
@@ -189,6 +194,24 @@ async def close_idle_viewers():
             states[key] = (state, summaries)
     if states:
         await publish(states)
+
+
+@app.timer(interval=1.0)
+async def retry_faces_rewinds():
+    """Repeat a rewind of `faces` that has not delivered the skipped messages, even if no new message arrives."""
+    if faces_offsets.current:
+        await faces_rewinder.retry_due(app.consumer, faces_offsets, app.assignor.assigned_actives())
+
+
+@app.timer(interval=2.0)
+async def unstick_table_recovery():
+    """Seek the changelog partitions of a recovery that has stopped receiving records (recovery_watchdog.py)."""
+    recovery = app.tables.recovery
+    remaining = recovery.active_remaining() if recovery.in_recovery else {}
+    seeks = recovery_watchdog.check(remaining, recovery.active_offsets, time.monotonic())
+    if seeks:
+        app.log.warning("table recovery stalled; seeking changelog partitions again: %s", seeks)
+        await app.consumer.seek_wait(seeks)
 
 
 @app.timer(interval=5.0)

@@ -4,14 +4,17 @@
   or transactional topics); for `faces` that would commit past skipped messages, so jumps there are not gaps.
 - `admitted_events`: filters a micro-batch through the guard. Events to score are returned; replayed ones are
   left to the batch's normal ack; held ones get an extra reference so the batch's ack leaves them unacked, and
-  their partition is rewound to the first missing offset (again if the rewind has not delivered it within
-  `REWIND_RETRY_S`).
+  their partition is rewound to the first missing offset.
+- `Rewinder.retry_due`: a rewind can come to nothing (records fetched before the seek still move Faust's read
+  offset past the re-fetched ones, which it then drops), and when the camera has stopped no further message
+  would trigger another; so a timer repeats each rewind every `REWIND_RETRY_S` until the guard has seen the
+  missing offset.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from typing import Collection, Sequence
 
 from faust.types import TP, EventT
 
@@ -37,20 +40,56 @@ def keep_skips_uncommitted(consumer, topic: str) -> None:
 
 
 class Rewinder:
-    """Rewinds partitions of one topic, at most once per `REWIND_RETRY_S` for the same target offset."""
+    """Rewinds partitions of one topic and remembers each rewind until the guard has seen its offset."""
 
     def __init__(self, topic: str) -> None:
         self._topic = topic
-        self._last: dict[int, tuple[int, float]] = {}
+        self._pending: dict[int, tuple[int, float]] = {}  # partition -> (offset rewound to, when)
+
+    @property
+    def pending(self) -> dict[int, int]:
+        """{partition: offset} of the rewinds that have not delivered yet."""
+        return {partition: offset for partition, (offset, _) in self._pending.items()}
+
+    def clear(self) -> None:
+        """A new assignment: Faust seeks every partition to its committed offset, the guard starts over."""
+        self._pending.clear()
+
+    def book(self, partition: int, offset: int, now: float | None = None) -> bool:
+        """Record a rewind of `partition` to `offset`; False if the same one was booked less than `REWIND_RETRY_S`
+        ago (nothing to do)."""
+        now = time.monotonic() if now is None else now
+        last = self._pending.get(partition)
+        if last is not None and last[0] == offset and now - last[1] < REWIND_RETRY_S:
+            return False
+        self._pending[partition] = (offset, now)
+        return True
 
     async def rewind(self, consumer, partition: int, offset: int) -> None:
-        now = time.monotonic()
-        last = self._last.get(partition)
-        if last is not None and last[0] == offset and now - last[1] < REWIND_RETRY_S:
-            return
-        self._last[partition] = (offset, now)
-        log.warning("%s partition %s skipped messages from offset %s: rewinding", self._topic, partition, offset)
-        await consumer.seek(TP(self._topic, partition), offset)
+        """Seek `partition` back to `offset` (see `book`)."""
+        if self.book(partition, offset):
+            log.warning("%s partition %s skipped messages from offset %s: rewinding", self._topic, partition, offset)
+            await consumer.seek(TP(self._topic, partition), offset)
+
+    def settle(self, guard: OffsetGuard) -> None:
+        """Forget the rewinds whose offset the guard has now admitted."""
+        for partition, (offset, _) in list(self._pending.items()):
+            expected = guard.expected(partition)
+            if expected is None or expected > offset:
+                del self._pending[partition]
+
+    def due(self, guard: OffsetGuard, assigned: Collection[TP], now: float | None = None) -> dict[int, int]:
+        """{partition: offset} of the rewinds to repeat: still undelivered `REWIND_RETRY_S` after the last one, on
+        a partition this worker still owns (the others are forgotten)."""
+        self.settle(guard)
+        now = time.monotonic() if now is None else now
+        for partition in [p for p in self._pending if TP(self._topic, p) not in assigned]:
+            del self._pending[partition]
+        return {partition: offset for partition, (offset, at) in self._pending.items() if now - at >= REWIND_RETRY_S}
+
+    async def retry_due(self, consumer, guard: OffsetGuard, assigned: Collection[TP]) -> None:
+        for partition, offset in self.due(guard, assigned).items():
+            await self.rewind(consumer, partition, offset)
 
 
 async def admitted_events(events: Sequence[EventT], guard: OffsetGuard, rewinder: Rewinder, consumer) -> list[EventT]:
@@ -64,6 +103,7 @@ async def admitted_events(events: Sequence[EventT], guard: OffsetGuard, rewinder
         elif admission is Admission.HOLD:
             message.incref()  # the batch's ack then leaves it unacked
             held[message.partition] = guard.expected(message.partition)
+    rewinder.settle(guard)
     for partition, offset in held.items():
         await rewinder.rewind(consumer, partition, offset)
     return kept

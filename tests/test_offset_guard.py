@@ -1,7 +1,11 @@
 """The `faces` offset guard: contiguous offsets are scored, a jump is held until the missing ones come back,
-re-read ones are not scored twice, and a new assignment restarts from the committed offsets."""
+re-read ones are not scored twice, a new assignment restarts from the committed offsets, and a rewind is repeated
+until it delivers."""
 from __future__ import annotations
 
+from faust.types import TP
+
+from stream_processors.faust_offsets import REWIND_RETRY_S, Rewinder
 from stream_processors.offset_guard import Admission, OffsetGuard
 
 
@@ -58,3 +62,28 @@ def test_a_new_assignment_is_not_current_until_reset_with_its_committed_offsets(
     guard.reset({4: 300})  # another worker owned it meanwhile
     assert guard.current and guard.expected(4) == 300
     assert guard.admit(4, 300) is Admission.PROCESS
+
+
+def test_a_rewind_that_has_not_delivered_is_due_again_after_the_retry_interval():
+    guard, rewinder = OffsetGuard(), Rewinder("faces")
+    guard.reset({7: 62})
+    assert guard.admit(7, 167) is Admission.HOLD
+    assert rewinder.book(7, 62, now=100.0)
+    assert not rewinder.book(7, 62, now=101.0)  # the same rewind again at once: nothing to do
+    assigned = {TP("faces", 7)}
+    assert rewinder.due(guard, assigned, now=100.0 + REWIND_RETRY_S / 2) == {}
+    # no message of partition 7 arrives any more (the camera stopped): the timer repeats the rewind
+    assert rewinder.due(guard, assigned, now=100.0 + REWIND_RETRY_S) == {7: 62}
+    assert rewinder.pending == {7: 62}
+
+
+def test_a_rewind_is_forgotten_once_its_offset_is_admitted_or_the_partition_moves():
+    guard, rewinder = OffsetGuard(), Rewinder("faces")
+    guard.reset({1: 10, 2: 20})
+    assert guard.admit(1, 15) is Admission.HOLD and guard.admit(2, 25) is Admission.HOLD
+    assert rewinder.book(1, 10, now=0.0) and rewinder.book(2, 20, now=0.0)
+    assert guard.admit(1, 10) is Admission.PROCESS  # the rewind delivered partition 1
+    rewinder.settle(guard)
+    assert rewinder.pending == {2: 20}
+    assert rewinder.due(guard, assigned={TP("faces", 1)}, now=60.0) == {}  # partition 2 went to another worker
+    assert rewinder.pending == {}

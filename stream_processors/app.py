@@ -1,7 +1,7 @@
 """The Faust worker: faces -> scores -> per-person state -> emotion events -> ClickHouse.
 
 Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py, offset_guard.py and
-recovery_watchdog.py):
+stall_watchdog.py):
 
     faces (raw FaceFrame bytes, key = person key)
       -> score_faces: micro-batches (offset guard: nothing scored past a skipped message, see faust_offsets.py)
@@ -12,7 +12,8 @@ recovery_watchdog.py):
     emotion-events -> store_events: batches -> viewer_seconds (ClickHouse, once each;
                       the audience_seconds materialized view aggregates on insert)
     every second: close the open second of viewers with no frame for `idle_flush_s` (restored states too);
-                  repeat a `faces` rewind that has not delivered yet; seek again a stalled table recovery
+                  repeat a `faces` rewind that has not delivered yet, rewind a `faces` partition whose waiting
+                  messages stopped arriving, seek again a stalled table recovery
     every 5 seconds: pipeline health -> pipeline_metrics
 
 Offsets are committed only after a batch's effects are stored: `take_events` acks a batch when
@@ -43,7 +44,7 @@ from stream_processors.faust_offsets import Rewinder, admitted_events, keep_skip
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
 from stream_processors.offset_guard import OffsetGuard
 from stream_processors.person_state import PersonState
-from stream_processors.recovery_watchdog import RecoveryWatchdog
+from stream_processors.stall_watchdog import StallWatchdog
 from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
 
@@ -85,7 +86,9 @@ last_frame_at: dict[bytes, tuple[float, int]] = {}  # person key -> (wall time, 
 faces_partition = DefaultPartitioner()  # murmur2, like the camera producer's and the state changelog's partitioner
 faces_offsets = OffsetGuard()  # nothing is scored past a skipped `faces` message (docs/reliability.md)
 faces_rewinder = Rewinder(settings.topics.faces)
-recovery_watchdog = RecoveryWatchdog()  # a table recovery whose changelog records were lost is sought again
+recovery_stall = StallWatchdog()  # a table recovery whose changelog records were dropped is sought again
+faces_stall = StallWatchdog()  # so is a `faces` partition whose waiting records were dropped
+faces_batch_running = False  # the stall check of `faces` waits while the agent is busy with a batch
 
 
 async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
@@ -125,32 +128,49 @@ def group_committed_faces_offsets() -> dict[int, int]:
                              security=kafka_python_kwargs(settings))
 
 
+async def ensure_faces_guard() -> None:
+    """After an assignment, start the offset guard from the group's committed `faces` offsets (once)."""
+    if not faces_offsets.current:
+        committed = await asyncio.get_running_loop().run_in_executor(None, group_committed_faces_offsets)
+        if not faces_offsets.current:  # the agent or the timer may have done it meanwhile
+            faces_offsets.reset(committed)
+
+
 @app.agent(faces_topic)
 async def score_faces(stream):
-    loop = asyncio.get_running_loop()
+    global faces_batch_running
     async for events in stream.take_events(settings.max_batch, within=settings.batch_within_s):
-        if not faces_offsets.current:
-            faces_offsets.reset(await loop.run_in_executor(None, group_committed_faces_offsets))
-        events = await admitted_events(events, faces_offsets, faces_rewinder, app.consumer)
-        decoded, rejected = decode_batch([e.message.value for e in events], crop_size)
-        for bad in rejected:
-            await to_dead_letters(events[bad.index], bad.reason, bad.error)
-        if not decoded:
-            continue
-        frames = [frame for _, frame in decoded]
-        probs = await loop.run_in_executor(None, score, engine, frames)
-        version = engine.model_version
-        rows = [frame_score_row(f, p, version) for f, p in zip(frames, probs)]
-        await loop.run_in_executor(None, frame_sink.write, rows)
-        metrics.record_frames(rows)
-        states: dict[bytes, tuple[PersonState, list]] = {}
-        for (index, frame), frame_probs in zip(decoded, probs):
-            key = events[index].message.key
-            state, summaries = states.get(key) or (load_state(key), [])
-            summaries.extend(state.update(scored_frame(frame, frame_probs, version)))
-            states[key] = (state, summaries)
-            last_frame_at[key] = (time.monotonic(), events[index].message.partition)
-        await publish(states)
+        faces_batch_running = True
+        try:
+            await score_batch(events)
+        finally:
+            faces_batch_running = False
+
+
+async def score_batch(events: list[faust.types.EventT]) -> None:
+    """One micro-batch of `faces`: guard, decode, score, store, update the viewers' states, publish their seconds."""
+    loop = asyncio.get_running_loop()
+    await ensure_faces_guard()
+    events = await admitted_events(events, faces_offsets, faces_rewinder, app.consumer)
+    decoded, rejected = decode_batch([e.message.value for e in events], crop_size)
+    for bad in rejected:
+        await to_dead_letters(events[bad.index], bad.reason, bad.error)
+    if not decoded:
+        return
+    frames = [frame for _, frame in decoded]
+    probs = await loop.run_in_executor(None, score, engine, frames)
+    version = engine.model_version
+    rows = [frame_score_row(f, p, version) for f, p in zip(frames, probs)]
+    await loop.run_in_executor(None, frame_sink.write, rows)
+    metrics.record_frames(rows)
+    states: dict[bytes, tuple[PersonState, list]] = {}
+    for (index, frame), frame_probs in zip(decoded, probs):
+        key = events[index].message.key
+        state, summaries = states.get(key) or (load_state(key), [])
+        summaries.extend(state.update(scored_frame(frame, frame_probs, version)))
+        states[key] = (state, summaries)
+        last_frame_at[key] = (time.monotonic(), events[index].message.partition)
+    await publish(states)
 
 
 @app.agent(events_topic)
@@ -197,18 +217,34 @@ async def close_idle_viewers():
 
 
 @app.timer(interval=1.0)
-async def retry_faces_rewinds():
-    """Repeat a rewind of `faces` that has not delivered the skipped messages, even if no new message arrives."""
-    if faces_offsets.current:
-        await faces_rewinder.retry_due(app.consumer, faces_offsets, app.assignor.assigned_actives())
+async def keep_faces_moving():
+    """Repeat a rewind of `faces` that has not delivered the skipped messages, even if no new message arrives; rewind
+    a partition that has messages waiting (highwater past the guard's expected offset) but admitted none for
+    `faces_stall`'s period: its records were dropped after the last one it admitted (stall_watchdog.py)."""
+    await ensure_faces_guard()
+    assigned = app.assignor.assigned_actives()
+    await faces_rewinder.retry_due(app.consumer, faces_offsets, assigned)
+    waiting: dict[int, int] = {}
+    for tp in assigned if not faces_batch_running else ():  # a busy agent (e.g. waiting out a store outage) is no stall
+        expected = faces_offsets.expected(tp.partition) if tp.topic == settings.topics.faces else None
+        if expected is not None:
+            try:
+                highwater = app.consumer.highwater(tp)
+            except (AssertionError, KeyError):  # no longer assigned to this consumer
+                continue
+            if highwater is not None:
+                waiting[tp.partition] = highwater - expected
+    taken = {partition: faces_offsets.expected(partition) - 1 for partition in waiting}
+    for partition, offset in faces_stall.check(waiting, taken, time.monotonic()).items():
+        await faces_rewinder.rewind(app.consumer, partition, offset)
 
 
 @app.timer(interval=2.0)
 async def unstick_table_recovery():
-    """Seek the changelog partitions of a recovery that has stopped receiving records (recovery_watchdog.py)."""
+    """Seek the changelog partitions of a recovery that has stopped receiving records (stall_watchdog.py)."""
     recovery = app.tables.recovery
     remaining = recovery.active_remaining() if recovery.in_recovery else {}
-    seeks = recovery_watchdog.check(remaining, recovery.active_offsets, time.monotonic())
+    seeks = recovery_stall.check(remaining, recovery.active_offsets, time.monotonic())
     if seeks:
         app.log.warning("table recovery stalled; seeking changelog partitions again: %s", seeks)
         await app.consumer.seek_wait(seeks)

@@ -87,7 +87,7 @@ faces_partition = DefaultPartitioner()  # murmur2, like the camera producer's an
 faces_offsets = OffsetGuard()  # nothing is scored past a skipped `faces` message (docs/reliability.md)
 faces_rewinder = Rewinder(settings.topics.faces)
 recovery_stall = StallWatchdog()  # a table recovery whose changelog records were dropped is sought again
-faces_stall = StallWatchdog()  # so is a `faces` partition whose waiting records were dropped
+faces_stall = StallWatchdog(stall_s=5.0)  # so is a `faces` partition whose waiting records were dropped
 faces_batch_running = False  # the stall check of `faces` waits while the agent is busy with a batch
 
 
@@ -198,13 +198,30 @@ async def watch_restored_open_seconds() -> None:
             last_frame_at[key] = (now, faces_partition(key, list(range(settings.faces_partitions)), None))
 
 
+def waiting_faces(assigned) -> dict[int, int]:
+    """{partition: messages past the guard's expected offset} of the assigned `faces` partitions (those known)."""
+    waiting: dict[int, int] = {}
+    for tp in assigned:
+        expected = faces_offsets.expected(tp.partition) if tp.topic == settings.topics.faces else None
+        if expected is not None:
+            try:
+                highwater = app.consumer.highwater(tp)
+            except (AssertionError, KeyError):  # no longer assigned to this consumer
+                continue
+            if highwater is not None and highwater > expected:
+                waiting[tp.partition] = highwater - expected
+    return waiting
+
+
 @app.timer(interval=1.0)
 async def close_idle_viewers():
-    """Publish the open second of viewers whose frames stopped (end of film, left the seat)."""
+    """Publish the open second of viewers whose frames stopped (end of film, left the seat). A viewer whose partition
+    still has messages waiting is not idle: their frames are late (a rewind, a busy agent), not gone."""
     now = time.monotonic()
     actives = app.assignor.assigned_actives()
+    late = waiting_faces(actives) if faces_offsets.current else {}
     idle = [k for k, (seen, part) in last_frame_at.items()
-            if now - seen >= settings.idle_flush_s and TP(settings.topics.faces, part) in actives]
+            if now - seen >= settings.idle_flush_s and TP(settings.topics.faces, part) in actives and part not in late]
     states = {}
     for key in idle:
         del last_frame_at[key]
@@ -224,16 +241,7 @@ async def keep_faces_moving():
     await ensure_faces_guard()
     assigned = app.assignor.assigned_actives()
     await faces_rewinder.retry_due(app.consumer, faces_offsets, assigned)
-    waiting: dict[int, int] = {}
-    for tp in assigned if not faces_batch_running else ():  # a busy agent (e.g. waiting out a store outage) is no stall
-        expected = faces_offsets.expected(tp.partition) if tp.topic == settings.topics.faces else None
-        if expected is not None:
-            try:
-                highwater = app.consumer.highwater(tp)
-            except (AssertionError, KeyError):  # no longer assigned to this consumer
-                continue
-            if highwater is not None:
-                waiting[tp.partition] = highwater - expected
+    waiting = waiting_faces(assigned) if not faces_batch_running else {}  # a busy agent (e.g. waiting out a store outage) is no stall
     taken = {partition: faces_offsets.expected(partition) - 1 for partition in waiting}
     for partition, offset in faces_stall.check(waiting, taken, time.monotonic()).items():
         await faces_rewinder.rewind(app.consumer, partition, offset)

@@ -35,7 +35,7 @@ def test_server_down_60_seconds_the_sink_catches_up(kafka_broker, dedicated_serv
         truth = publisher.truth(300)
         with connect(settings) as client:
             wait_scored(client, screening_id, truth, worker)
-            # The idle flush closed the open seconds while scoring was stalled in the sink (docs/reliability.md).
+            # Relaxed: an open second may have been closed while scoring was stalled in the sink (docs/reliability.md).
             assert_matches_ground_truth(client, screening_id, truth, exact_frames=False)
     finally:
         stop_worker(worker)

@@ -44,9 +44,9 @@ from stream_processors.faust_offsets import Rewinder, admitted_events, keep_skip
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
 from stream_processors.offset_guard import OffsetGuard
 from stream_processors.person_state import PersonState
-from stream_processors.stall_watchdog import StallWatchdog
 from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
+from stream_processors.stall_watchdog import StallWatchdog
 
 settings = load_settings()
 state_config = StateConfig()
@@ -117,7 +117,7 @@ async def publish(states: dict[bytes, tuple[PersonState, list]]) -> None:
 
 @app.on_partitions_assigned.connect
 async def on_faces_assigned(sender, assigned, **kwargs) -> None:
-    """A new assignment: the guard restarts from the group's committed offsets at the next batch."""
+    """A new assignment: the guard restarts from the group's committed offsets (`ensure_faces_guard`)."""
     keep_skips_uncommitted(app.consumer, settings.topics.faces)
     faces_offsets.invalidate()
     faces_rewinder.clear()

@@ -69,7 +69,9 @@ class Rewinder:
         """Seek `partition` back to `offset` (see `book`)."""
         if self.book(partition, offset):
             log.warning("%s partition %s skipped messages from offset %s: rewinding", self._topic, partition, offset)
-            await consumer.seek(TP(self._topic, partition), offset)
+            # seek_wait runs the seek in the consumer's own thread, like Faust's recovery does: a plain `seek` from
+            # the event loop can race the fetcher (aiokafka's fetched_records then crashes with a KeyError).
+            await consumer.seek_wait({TP(self._topic, partition): offset})
 
     def settle(self, guard: OffsetGuard) -> None:
         """Forget the rewinds whose offset the guard has now admitted."""

@@ -130,12 +130,16 @@ def run_soak(settings: Settings, duration_s: float, load_fraction: float = 0.8, 
 @click.option("--load", "load_fraction", type=click.FloatRange(0.05, 1.5), default=0.8, show_default=True, help="Share of the measured capacity to drive.")
 @click.option("--capacity-faces", type=click.IntRange(min=100), default=3000, show_default=True, help="Backlog size for the capacity measurement.")
 @click.option("--use-stack", is_flag=True, help="Use the configured stack (`moviemotion up`) instead of a private one.")
-def main(minutes, load_fraction, capacity_faces, use_stack) -> None:
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the worker's log here (default: a temp dir, deleted after the run).")
+def main(minutes, load_fraction, capacity_faces, use_stack, log_dir) -> None:
     """Soak the pipeline at a share of its capacity and print lag over time, p99 latency and worker memory."""
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
         with (nullcontext(load_settings()) if use_stack else private_stack(Path(tmp))) as base:
             report = run_soak(fresh_run(base, prefix="soak"), minutes * 60, load_fraction, capacity_faces,
-                              log_dir=Path(tmp), echo=click.echo)
+                              log_dir=log_dir or Path(tmp), echo=click.echo)
     for line in report.lines():
         click.echo(line)
 

@@ -41,6 +41,7 @@ class OnnxRuntimeEngine(EmotionEngine):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers or auto_providers())
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable files

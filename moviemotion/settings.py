@@ -45,7 +45,7 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     # Stream processing: inference micro-batches and the events sink's batches (size, wait).
     processor_group: str = field(default_factory=lambda: _env("PROCESSOR_GROUP", "moviemotion-processor"))
-    max_batch: int = field(default_factory=lambda: int(_env("MAX_BATCH", "128")))
+    max_batch: int = field(default_factory=lambda: int(_env("MAX_BATCH", "256")))
     batch_within_s: float = field(default_factory=lambda: float(_env("BATCH_WITHIN_S", "0.2")))
     sink_batch: int = field(default_factory=lambda: int(_env("SINK_BATCH", "1000")))
     sink_within_s: float = field(default_factory=lambda: float(_env("SINK_WITHIN_S", "0.5")))
@@ -54,6 +54,9 @@ class Settings:
     # Offsets are committed this often (seconds); a batch is never committed before it is stored.
     commit_interval_s: float = field(default_factory=lambda: float(_env("COMMIT_INTERVAL_S", "1.0")))
     engine_backend: str = field(default_factory=lambda: _env("ENGINE", "auto"))
+    # Largest engine call: a micro-batch above it runs in chunks of this size (ONNX Runtime on a CPU is fastest at
+    # about 64 faces per call; a GPU wants the whole micro-batch, up to TensorRT's profile maximum of 256).
+    engine_batch: int = field(default_factory=lambda: int(_env("ENGINE_BATCH", "64")))
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

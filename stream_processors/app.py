@@ -1,11 +1,12 @@
 """The Faust worker: faces -> scores -> per-person state -> emotion events -> ClickHouse.
 
-Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py, offset_guard.py and
-stall_watchdog.py):
+Topology (the logic lives in scoring.py, person_state.py, sink.py, metrics.py, offset_guard.py,
+batch_pipeline.py and stall_watchdog.py):
 
     faces (raw FaceFrame bytes, key = person key)
       -> score_faces: micro-batches (offset guard: nothing scored past a skipped message, see faust_offsets.py)
-                      -> engine -> frame_scores rows (ClickHouse, once each)
+                      -> engine; then, while the next batch is scored (finish_batch, one at a time, in order):
+                      -> frame_scores rows (ClickHouse, once each)
                       -> person_states table (changelog, co-partitioned with faces)
                       -> emotion-events (one EmotionEvent per person per movie second)
       bad input -> dead-letters (original bytes, reason in headers)
@@ -16,10 +17,11 @@ stall_watchdog.py):
                   messages stopped arriving, seek again a stalled table recovery
     every 5 seconds: pipeline health -> pipeline_metrics
 
-Offsets are committed only after a batch's effects are stored: `take_events` acks a batch when
-the agent body returns, and the body returns only after ClickHouse accepted the rows and Kafka
-the events. A replay after a crash is harmless: the sink skips stored keys and the person state
-drops frames it has already seen.
+Offsets are committed only after a batch's effects are stored: the agent takes one extra reference
+on each scored message before handing the batch to `finish_batch`, so `take_events`' ack leaves them
+unacked; `finish_batch` acks them after ClickHouse accepted the rows and Kafka the events (and a
+rebalance waits for those acks). A replay after a crash is harmless: the sink skips stored keys and
+the person state drops frames it has already seen.
 
 Run: `moviemotion worker` (or `python -m stream_processors.app worker -l info`).
 """
@@ -39,12 +41,13 @@ from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, committed_offsets, consu
 from moviemotion.settings import load_settings
 from schemas.dead_letter import dead_letter_headers
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
+from stream_processors.batch_pipeline import SecondStage
 from stream_processors.config import StateConfig
 from stream_processors.faust_offsets import Rewinder, admitted_events, keep_skips_uncommitted
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
 from stream_processors.offset_guard import OffsetGuard
 from stream_processors.person_state import PersonState
-from stream_processors.scoring import decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
+from stream_processors.scoring import ScoredBatch, decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
 from stream_processors.stall_watchdog import StallWatchdog
 
@@ -77,7 +80,7 @@ person_states = app.Table(
     use_partitioner=True, key_type=bytes,
 )
 
-engine = load_engine(settings.engine_backend)
+engine = load_engine(settings.engine_backend, max_batch=settings.engine_batch)
 crop_size = engine.metadata.input_size
 frame_sink = ClickHouseSink(lambda: connect(settings), FRAME_SCORES)
 event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)
@@ -88,7 +91,8 @@ faces_offsets = OffsetGuard()  # nothing is scored past a skipped `faces` messag
 faces_rewinder = Rewinder(settings.topics.faces)
 recovery_stall = StallWatchdog()  # a table recovery whose changelog records were dropped is sought again
 faces_stall = StallWatchdog(stall_s=5.0)  # so is a `faces` partition whose waiting records were dropped
-faces_batch_running = False  # the stall check of `faces` waits while the agent is busy with a batch
+faces_finish = SecondStage()  # a batch is stored and published while the agent scores the next (batch_pipeline.py)
+faces_scoring = False  # the stall check of `faces` waits while the agent is busy with a batch
 
 
 async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
@@ -138,17 +142,22 @@ async def ensure_faces_guard() -> None:
 
 @app.agent(faces_topic)
 async def score_faces(stream):
-    global faces_batch_running
+    global faces_scoring
     async for events in stream.take_events(settings.max_batch, within=settings.batch_within_s):
-        faces_batch_running = True
+        faces_scoring = True
         try:
-            await score_batch(events)
+            scored = await score_batch(events)
+            if scored is not None:
+                for event in scored.events:
+                    event.message.incref()  # the batch's ack leaves them to the finish
+                await faces_finish.hand_over(finish_batch(stream, scored))
         finally:
-            faces_batch_running = False
+            faces_scoring = False
+    await faces_finish.drain()
 
 
-async def score_batch(events: list[faust.types.EventT]) -> None:
-    """One micro-batch of `faces`: guard, decode, score, store, update the viewers' states, publish their seconds."""
+async def score_batch(events: list[faust.types.EventT]) -> ScoredBatch | None:
+    """Guard, decode and score one micro-batch of `faces`; bad messages go to the dead letters."""
     loop = asyncio.get_running_loop()
     await ensure_faces_guard()
     events = await admitted_events(events, faces_offsets, faces_rewinder, app.consumer)
@@ -156,21 +165,27 @@ async def score_batch(events: list[faust.types.EventT]) -> None:
     for bad in rejected:
         await to_dead_letters(events[bad.index], bad.reason, bad.error)
     if not decoded:
-        return
+        return None
     frames = [frame for _, frame in decoded]
     probs = await loop.run_in_executor(None, score, engine, frames)
-    version = engine.model_version
-    rows = [frame_score_row(f, p, version) for f, p in zip(frames, probs)]
-    await loop.run_in_executor(None, frame_sink.write, rows)
+    return ScoredBatch([events[index] for index, _ in decoded], frames, probs, engine.model_version)
+
+
+async def finish_batch(stream, batch: ScoredBatch) -> None:
+    """Store a scored batch, update its viewers' states, publish their seconds; then ack its events."""
+    rows = [frame_score_row(f, p, batch.model_version) for f, p in zip(batch.frames, batch.probs)]
+    await asyncio.get_running_loop().run_in_executor(None, frame_sink.write, rows)
     metrics.record_frames(rows)
     states: dict[bytes, tuple[PersonState, list]] = {}
-    for (index, frame), frame_probs in zip(decoded, probs):
-        key = events[index].message.key
+    for event, frame, frame_probs in zip(batch.events, batch.frames, batch.probs):
+        key = event.message.key
         state, summaries = states.get(key) or (load_state(key), [])
-        summaries.extend(state.update(scored_frame(frame, frame_probs, version)))
+        summaries.extend(state.update(scored_frame(frame, frame_probs, batch.model_version)))
         states[key] = (state, summaries)
-        last_frame_at[key] = (time.monotonic(), events[index].message.partition)
+        last_frame_at[key] = (time.monotonic(), event.message.partition)
     await publish(states)
+    for event in batch.events:
+        await stream.ack(event)
 
 
 @app.agent(events_topic)
@@ -241,7 +256,8 @@ async def keep_faces_moving():
     await ensure_faces_guard()
     assigned = app.assignor.assigned_actives()
     await faces_rewinder.retry_due(app.consumer, faces_offsets, assigned)
-    waiting = waiting_faces(assigned) if not faces_batch_running else {}  # a busy agent (e.g. waiting out a store outage) is no stall
+    busy = faces_scoring or faces_finish.busy
+    waiting = waiting_faces(assigned) if not busy else {}  # a busy agent (e.g. waiting out a store outage) is no stall
     taken = {partition: faces_offsets.expected(partition) - 1 for partition in waiting}
     for partition, offset in faces_stall.check(waiting, taken, time.monotonic()).items():
         await faces_rewinder.rewind(app.consumer, partition, offset)

@@ -28,6 +28,17 @@ class Rejected:
     error: str
 
 
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A micro-batch after the engine: its scored messages (for keys, partitions and acks), frames and
+    (N, 8) probabilities, in the same order."""
+
+    events: list[Any]
+    frames: list[FaceFrame]
+    probs: np.ndarray
+    model_version: str
+
+
 def decode_batch(values: Sequence[bytes], crop_size: int) -> tuple[list[tuple[int, FaceFrame]], list[Rejected]]:
     """Decode raw messages; anything malformed, of an unknown version or of the wrong crop size is rejected."""
     frames: list[tuple[int, FaceFrame]] = []

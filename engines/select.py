@@ -52,9 +52,10 @@ def load_engine(
     precision: str = "fp16",
     max_batch: int = 256,
     cache_dir: Path | str | None = None,
+    spin: bool = True,
 ) -> EmotionEngine:
-    """Load the model on the chosen backend. `threads` is for ONNX Runtime; `precision`
-    (fp32, fp16, int8) and `cache_dir` (plan cache) are for TensorRT."""
+    """Load the model on the chosen backend. `threads` and `spin` (idle threads spin-wait) are for ONNX Runtime;
+    `precision` (fp32, fp16, int8) and `cache_dir` (plan cache) are for TensorRT."""
     chosen = resolve_backend(backend)
     if chosen == "tensorrt":
         from engines.tensorrt_engine import TensorRTEngine, unavailable_reason
@@ -65,4 +66,4 @@ def load_engine(
         return TensorRTEngine(model_path, precision=precision, max_batch=max_batch, cache_dir=cache_dir)
     from engines.onnx_engine import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(model_path, threads=threads, max_batch=max_batch)
+    return OnnxRuntimeEngine(model_path, threads=threads, max_batch=max_batch, spin=spin)

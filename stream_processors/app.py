@@ -80,7 +80,8 @@ person_states = app.Table(
     use_partitioner=True, key_type=bytes,
 )
 
-engine = load_engine(settings.engine_backend, max_batch=settings.engine_batch)
+# spin=False: ONNX Runtime's idle threads sleep, leaving the cores to the Kafka client, the broker and the store
+engine = load_engine(settings.engine_backend, max_batch=settings.engine_batch, spin=False)
 crop_size = engine.metadata.input_size
 frame_sink = ClickHouseSink(lambda: connect(settings), FRAME_SCORES)
 event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)

@@ -261,7 +261,7 @@ async def keep_faces_moving():
     waiting = waiting_faces(assigned) if not busy else {}  # a busy agent (e.g. waiting out a store outage) is no stall
     taken = {partition: faces_offsets.expected(partition) - 1 for partition in waiting}
     for partition, offset in faces_stall.check(waiting, taken, time.monotonic()).items():
-        await faces_rewinder.rewind(app.consumer, partition, offset)
+        await faces_rewinder.rewind(app.consumer, partition, offset, why="waiting messages stopped arriving")
 
 
 @app.timer(interval=2.0)

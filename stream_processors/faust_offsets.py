@@ -65,10 +65,10 @@ class Rewinder:
         self._pending[partition] = (offset, now)
         return True
 
-    async def rewind(self, consumer, partition: int, offset: int) -> None:
-        """Seek `partition` back to `offset` (see `book`)."""
+    async def rewind(self, consumer, partition: int, offset: int, why: str = "skipped messages") -> None:
+        """Seek `partition` back to `offset` (see `book`); `why` goes to the log line."""
         if self.book(partition, offset):
-            log.warning("%s partition %s skipped messages from offset %s: rewinding", self._topic, partition, offset)
+            log.warning("%s partition %s: %s from offset %s: rewinding", self._topic, partition, why, offset)
             # seek_wait runs the seek in the consumer's own thread, like Faust's recovery does: a plain `seek` from
             # the event loop can race the fetcher (aiokafka's fetched_records then crashes with a KeyError).
             await consumer.seek_wait({TP(self._topic, partition): offset})
@@ -91,7 +91,7 @@ class Rewinder:
 
     async def retry_due(self, consumer, guard: OffsetGuard, assigned: Collection[TP]) -> None:
         for partition, offset in self.due(guard, assigned).items():
-            await self.rewind(consumer, partition, offset)
+            await self.rewind(consumer, partition, offset, why="rewind not delivered yet")
 
 
 async def admitted_events(events: Sequence[EventT], guard: OffsetGuard, rewinder: Rewinder, consumer) -> list[EventT]:

@@ -31,7 +31,6 @@ class OnnxRuntimeEngine(EmotionEngine):
         threads: int = 2,
         providers: list[str] | None = None,
         max_batch: int = 256,
-        spin: bool = True,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
@@ -42,8 +41,6 @@ class OnnxRuntimeEngine(EmotionEngine):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        if not spin:  # idle threads sleep instead of spinning: better when other busy processes share the cores
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers or auto_providers())
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable files

@@ -52,9 +52,10 @@ def load_engine(
     precision: str = "fp16",
     max_batch: int = 256,
     cache_dir: Path | str | None = None,
-    spin: bool = True,
+    lanes: int = 1,
 ) -> EmotionEngine:
-    """Load the model on the chosen backend. `threads` and `spin` (idle threads spin-wait) are for ONNX Runtime;
+    """Load the model on the chosen backend. `threads` and `lanes` are for ONNX Runtime: `lanes` > 1 gives a
+    `ParallelEngine` of that many sessions of `threads` threads each, scoring chunks of `max_batch` at once.
     `precision` (fp32, fp16, int8) and `cache_dir` (plan cache) are for TensorRT."""
     chosen = resolve_backend(backend)
     if chosen == "tensorrt":
@@ -66,4 +67,10 @@ def load_engine(
         return TensorRTEngine(model_path, precision=precision, max_batch=max_batch, cache_dir=cache_dir)
     from engines.onnx_engine import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(model_path, threads=threads, max_batch=max_batch, spin=spin)
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    if lanes == 1:
+        return OnnxRuntimeEngine(model_path, threads=threads, max_batch=max_batch)
+    from engines.parallel import ParallelEngine
+
+    return ParallelEngine([OnnxRuntimeEngine(model_path, threads=threads, max_batch=max_batch) for _ in range(lanes)])

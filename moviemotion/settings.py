@@ -57,6 +57,9 @@ class Settings:
     # Largest engine call: a micro-batch above it runs in chunks of this size (ONNX Runtime on a CPU is fastest at
     # about 64 faces per call; a GPU wants the whole micro-batch, up to TensorRT's profile maximum of 256).
     engine_batch: int = field(default_factory=lambda: int(_env("ENGINE_BATCH", "64")))
+    # ONNX Runtime: copies of the model scoring chunks of a batch at once, one thread each (engines/parallel.py);
+    # one per core of the worker's machine. TensorRT runs one engine on the GPU whatever this says.
+    engine_lanes: int = field(default_factory=lambda: int(_env("ENGINE_LANES", "2")))
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -66,6 +66,7 @@ app = faust.App(
     datadir=str(settings.state_dir / "faust"),
     producer_acks=-1,
     producer_max_request_size=DEAD_LETTER_MAX_MESSAGE_BYTES,  # an oversized `faces` message can be dead-lettered
+    producer_linger_ms=10,  # a batch's events and state changelog records go to the broker in a few requests
     web_enabled=False,
 )
 
@@ -80,8 +81,8 @@ person_states = app.Table(
     use_partitioner=True, key_type=bytes,
 )
 
-# spin=False: ONNX Runtime's idle threads sleep, leaving the cores to the Kafka client, the broker and the store
-engine = load_engine(settings.engine_backend, max_batch=settings.engine_batch, spin=False)
+# ONNX Runtime: one single-thread session per lane, scoring chunks of engine_batch at once (engines/parallel.py)
+engine = load_engine(settings.engine_backend, max_batch=settings.engine_batch, threads=1, lanes=settings.engine_lanes)
 crop_size = engine.metadata.input_size
 frame_sink = ClickHouseSink(lambda: connect(settings), FRAME_SCORES)
 event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)

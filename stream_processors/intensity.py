@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.emotions import EMOTION_INDEX
+from engines.emotions import EMOTION_INDEX, NUM_EMOTIONS
 
 NEUTRAL = EMOTION_INDEX["neutral"]
+_NON_NEUTRAL = np.array([index for index in range(NUM_EMOTIONS) if index != NEUTRAL])
 # A baseline already at (nearly) 1 leaves no headroom; cap it so the ratio stays finite.
 _MAX_BASELINE = 1.0 - 1e-6
 
@@ -27,4 +28,4 @@ def emotion_intensities(probs: np.ndarray, baseline: np.ndarray) -> np.ndarray:
 
 def overall_intensity(intensities: np.ndarray) -> float:
     """The strongest non-neutral emotion's intensity, in [0, 1]."""
-    return float(np.delete(intensities, NEUTRAL).max())
+    return float(np.asarray(intensities)[_NON_NEUTRAL].max())

@@ -25,13 +25,6 @@ def test_probabilities_for_batch_sizes(onnx_engine, public_test_faces, n):
     np.testing.assert_allclose(probs[[0, n - 1]], single, atol=1e-5)
 
 
-def test_a_non_spinning_engine_with_small_engine_calls_scores_the_same(onnx_engine, shipped_model, public_test_faces):
-    # The worker's configuration: idle threads sleep, and a micro-batch runs in engine calls of 64.
-    faces = public_test_faces.pixels[:200]
-    worker_engine = OnnxRuntimeEngine(shipped_model, spin=False, max_batch=64)
-    np.testing.assert_allclose(worker_engine.infer(faces), onnx_engine.infer(faces), atol=1e-5)
-
-
 def test_recognises_emotions_far_above_chance(onnx_engine, public_test_faces):
     labels = majority_labels(public_test_faces.votes)
     keep = labels >= 0

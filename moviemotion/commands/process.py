@@ -35,9 +35,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @click.option("--loglevel", "-l", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
 @click.option("--max-batch", type=click.IntRange(min=1), default=None, help="Faces per micro-batch taken from Kafka and stored together [default: 256].")
 @click.option("--engine-batch", type=click.IntRange(min=1), default=None, help="Largest engine call; bigger micro-batches run in chunks (CPU: 64, GPU: 256) [default: 64].")
+@click.option("--engine-lanes", type=click.IntRange(min=1), default=None, help="ONNX Runtime: model copies scoring at once, one thread each; one per core [default: 2].")
 @click.option("--engine", "engine_backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default=None)
 @click.pass_obj
-def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_batch: int | None, engine_backend: str | None) -> None:
+def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_batch: int | None, engine_lanes: int | None,
+           engine_backend: str | None) -> None:
     """Score faces from Kafka and store emotion events in ClickHouse until stopped (SIGTERM/Ctrl-C).
 
     Start several on different hosts (same --bootstrap): they share the `faces` partitions and
@@ -49,6 +51,8 @@ def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_batc
         os.environ["MOVIEMOTION_MAX_BATCH"] = str(max_batch)
     if engine_batch:
         os.environ["MOVIEMOTION_ENGINE_BATCH"] = str(engine_batch)
+    if engine_lanes:
+        os.environ["MOVIEMOTION_ENGINE_LANES"] = str(engine_lanes)
     if engine_backend:
         os.environ["MOVIEMOTION_ENGINE"] = engine_backend
     from stream_processors.app import app

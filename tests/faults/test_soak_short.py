@@ -15,7 +15,7 @@ MAX_RSS_GROWTH_MIB = 150.0
 def test_sixty_second_soak_keeps_lag_bounded(kafka_broker, clickhouse_factory, tmp_path):
     target = clickhouse_factory("chdb")
     settings = fresh_run(target.settings.with_overrides(kafka_bootstrap=kafka_broker.bootstrap), prefix="soak")
-    report = run_soak(settings, duration_s=60, load_fraction=0.8, capacity_faces=1500, log_dir=tmp_path, echo=print)
+    report = run_soak(settings, duration_s=60, load_fraction=0.8, capacity_faces=4000, log_dir=tmp_path, echo=print)
     print("\n".join(report.lines()))
     assert report.published > 0 and report.stored == report.published
     assert len(report.samples) >= 8

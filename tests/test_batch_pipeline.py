@@ -60,7 +60,19 @@ def test_a_failed_finish_surfaces_at_the_next_hand_over_and_the_next_finish_neve
     assert asyncio.run(run()) == []
 
 
-def test_drain_with_nothing_in_flight_returns_at_once():
-    stage = SecondStage()
-    asyncio.run(stage.drain())
-    assert not stage.busy
+def test_drain_with_nothing_in_flight_returns_at_once_and_the_stage_stays_usable():
+    finished = []
+
+    async def finish() -> None:
+        finished.append("batch")
+
+    async def scenario() -> SecondStage:
+        stage = SecondStage()
+        await asyncio.wait_for(stage.drain(), timeout=1.0)  # nothing to wait for
+        await stage.hand_over(finish())
+        assert stage.busy and finished == []  # started in the background, not yet run
+        await stage.drain()
+        return stage
+
+    stage = asyncio.run(scenario())
+    assert finished == ["batch"] and not stage.busy

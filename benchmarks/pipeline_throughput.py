@@ -1,6 +1,7 @@
 """End-to-end pipeline throughput on this machine: Kafka -> Faust worker (ONNX Runtime, CPU) -> ClickHouse.
 
-In one run: (1) the bare engine's batch-64 throughput (faces/s, same model and threads as the worker);
+In one run: (1) the bare engine's batch-64 throughput (faces/s, same model; one 2-thread ONNX Runtime session, the
+engine benchmark's setting, where the worker runs two single-thread lanes);
 (2) the worker's sustained capacity: a backlog of simulated faces (benchmarks/load_generator.py) published at
 once, then timed from the moment the load generator has finished publishing to the last stored row, stated as a
 ratio to (1). The load generator stands in for the camera hosts, which are other machines: while it publishes it

@@ -34,7 +34,6 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
-from engines.select import load_engine
 from infra.clickhouse.client import connect
 from infra.kafka_security import faust_credentials, kafka_python_kwargs
 from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, committed_offsets, consumer_lag
@@ -47,7 +46,8 @@ from stream_processors.faust_offsets import Rewinder, admitted_events, keep_skip
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
 from stream_processors.offset_guard import OffsetGuard
 from stream_processors.person_state import PersonState
-from stream_processors.scoring import ScoredBatch, decode_batch, emotion_event, frame_score_row, score, scored_frame, viewer_second_row
+from stream_processors.scoring import (ScoredBatch, decode_batch, emotion_event, frame_score_row, load_scoring_engine, score,
+                                       scored_frame, viewer_second_row)
 from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
 from stream_processors.stall_watchdog import StallWatchdog
 
@@ -81,8 +81,7 @@ person_states = app.Table(
     use_partitioner=True, key_type=bytes,
 )
 
-# ONNX Runtime: one single-thread session per lane, scoring chunks of engine_batch at once (engines/parallel.py)
-engine = load_engine(settings.engine_backend, max_batch=settings.engine_batch, threads=1, lanes=settings.engine_lanes)
+engine = load_scoring_engine(settings)
 crop_size = engine.metadata.input_size
 frame_sink = ClickHouseSink(lambda: connect(settings), FRAME_SCORES)
 event_sink = ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS)

@@ -13,6 +13,8 @@ import numpy as np
 
 from engines.emotions import EMOTIONS, NUM_EMOTIONS
 from engines.engine import EmotionEngine
+from engines.select import load_engine
+from moviemotion.settings import Settings
 from schemas.emotion_event import EmotionEvent, event_id_of
 from schemas.errors import SchemaError
 from schemas.face_frame import FaceFrame, decode_face_frame
@@ -56,6 +58,12 @@ def decode_batch(values: Sequence[bytes], crop_size: int) -> tuple[list[tuple[in
             continue
         frames.append((index, frame))
     return frames, rejected
+
+
+def load_scoring_engine(settings: Settings) -> EmotionEngine:
+    """The worker's engine: the configured backend; on ONNX Runtime, `engine_lanes` single-thread sessions scoring
+    chunks of `engine_batch` faces at once (engines/parallel.py)."""
+    return load_engine(settings.engine_backend, max_batch=settings.engine_batch, threads=1, lanes=settings.engine_lanes)
 
 
 def score(engine: EmotionEngine, frames: Sequence[FaceFrame]) -> np.ndarray:

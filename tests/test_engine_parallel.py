@@ -1,5 +1,5 @@
-"""`ParallelEngine` (engines/parallel.py) on the shipped model: the worker's engine scores like a single one, its
-lanes really score at the same time, and it is what `load_engine(lanes=...)` gives."""
+"""`ParallelEngine` (engines/parallel.py) on the shipped model: the worker's engine (`load_scoring_engine`) is one,
+it scores like a single engine, and its lanes really score at the same time."""
 from __future__ import annotations
 
 import threading
@@ -11,12 +11,19 @@ from engines.model_meta import read_metadata, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 from engines.parallel import ParallelEngine
 from engines.select import load_engine
+from moviemotion.settings import load_settings
+from stream_processors.scoring import load_scoring_engine
 
 
 @pytest.fixture(scope="module")
-def worker_engine(shipped_model):
-    """The worker's configuration: two single-thread lanes, chunks of 64."""
-    engine = load_engine("onnxruntime", shipped_model, threads=1, lanes=2, max_batch=64)
+def worker_settings():
+    return load_settings(engine_backend="onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def worker_engine(worker_settings):
+    """The worker's own engine, as the Faust app loads it."""
+    engine = load_scoring_engine(worker_settings)
     yield engine
     engine.close()
 
@@ -27,12 +34,13 @@ def test_scores_row_for_row_like_one_engine(worker_engine, onnx_engine, public_t
     np.testing.assert_allclose(worker_engine.infer(faces), onnx_engine.infer(faces), atol=1e-5)
 
 
-def test_load_engine_builds_lanes_of_single_thread_sessions(worker_engine, onnx_engine):
+def test_the_worker_engine_is_lanes_of_the_shipped_model(worker_engine, worker_settings, onnx_engine):
+    assert worker_settings.engine_lanes == 2 and worker_settings.engine_batch == 64  # the defaults
     assert isinstance(worker_engine, ParallelEngine)
     assert len(worker_engine.lanes) == 2 and worker_engine.chunk == 64
     assert worker_engine.backend == "onnxruntime"
     assert worker_engine.metadata == onnx_engine.metadata
-    assert worker_engine.max_batch >= 256  # a worker micro-batch is shared out in one round
+    assert worker_engine.max_batch >= worker_settings.max_batch  # a worker micro-batch is shared out in one round
 
 
 def test_lanes_score_at_the_same_time(shipped_model, public_test_faces):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engines.ferplus import load_splits, majority_labels, soft_targets
-from engines.training.augment import augment
+from engines.training.augment import AUGMENTATIONS
 from engines.training.model import EmotionNet
 
 
@@ -43,6 +43,14 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
 
 
+def logit_adjustment(targets: np.ndarray, tau: float) -> torch.Tensor:
+    """tau * log(class prior) from the training targets (Menon et al., 2021, "Long-tail learning via
+    logit adjustment"). Added to the logits in the training loss only: the network then learns
+    balanced scores, and rare classes (disgust, fear, contempt) are not argued away by the prior."""
+    prior = targets.mean(0).astype(np.float64) + 1e-6
+    return torch.from_numpy(tau * np.log(prior / prior.sum())).float()
+
+
 def build_model(args: argparse.Namespace) -> EmotionNet:
     return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout)
 
@@ -59,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--blocks", type=int, nargs=3, default=[1, 2, 2])
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="basic",
+                   help="basic: the 1.x recipe; domain: plus pose, light, blur, noise, JPEG, occlusion")
+    p.add_argument("--logit-adjust", type=float, default=0.0, metavar="TAU",
+                   help="train on logits + TAU * log(prior) (0: plain soft cross-entropy)")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--finish", type=int, default=0, metavar="N",
@@ -74,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
 
     splits = load_splits(args.cache_dir)
     targets, usable = soft_targets(splits["Training"].votes)
+    adjust = logit_adjustment(targets[usable], args.logit_adjust)
+    augment = AUGMENTATIONS[args.augment]
     x_train = to_input(splits["Training"].pixels[usable])
     y_train = torch.from_numpy(targets[usable])
     val_labels = majority_labels(splits["PublicTest"].votes)
@@ -126,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             idx = order[step * args.batch : (step + 1) * args.batch]
             xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = soft_cross_entropy(model(xb), y_train[idx])
+                loss = soft_cross_entropy(model(xb) + adjust, y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

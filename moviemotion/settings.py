@@ -60,6 +60,9 @@ class Settings:
     # ONNX Runtime: copies of the model scoring chunks of a batch at once, one thread each (engines/parallel.py);
     # one per core of the worker's machine. TensorRT runs one engine on the GPU whatever this says.
     engine_lanes: int = field(default_factory=lambda: int(_env("ENGINE_LANES", "2")))
+    # A viewer reacts when an emotion's probability rises this far above their own neutral baseline
+    # (docs/emotion-metrics.md, "Reactions": calibrated for the shipped model; re-check it when a new model ships).
+    reaction_threshold: float = field(default_factory=lambda: float(_env("REACTION_THRESHOLD", "0.10")))
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,7 +1,9 @@
-"""`EmotionEvent` (topic `emotion-events`): one person's emotion summary for one movie second, compact JSON v1.
+"""`EmotionEvent` (topic `emotion-events`): one person's emotion summary for one movie second, compact JSON.
 
 Score vectors follow `engines.emotions.EMOTIONS` order. JSON keys are the field names; NaN and
-infinity are never written or accepted.
+infinity are never written or accepted. Version 2 added `reaction` (the emotion shown above the
+viewer's own baseline; `neutral` = none); version 1 events, still in the topic after an upgrade, are
+read with `reaction` = '' (not measured), as stored rows from before then are.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from engines.emotions import EMOTIONS, NUM_EMOTIONS
 from schemas.errors import SchemaError, check_captured_us, check_float, check_id, check_int
 from schemas.face_frame import person_key_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+NOT_MEASURED = ""  # the reaction of a version 1 event
 BASELINE_STATES = ("calibrating", "ready")
 _VECTORS = ("probs", "smoothed", "intensities")
 
@@ -40,6 +44,7 @@ class EmotionEvent:
     probs: tuple[float, ...]
     smoothed: tuple[float, ...]
     dominant: str
+    reaction: str
     intensities: tuple[float, ...]
     intensity: float
     valence: float
@@ -49,8 +54,8 @@ class EmotionEvent:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.schema_version != SCHEMA_VERSION:
-            raise SchemaError("unknown_version", f"EmotionEvent schema_version {self.schema_version!r} is not {SCHEMA_VERSION}")
+        if self.schema_version not in READABLE_VERSIONS or isinstance(self.schema_version, bool):
+            raise SchemaError("unknown_version", f"EmotionEvent schema_version {self.schema_version!r} is not one of {READABLE_VERSIONS}")
         for name in ("screening_id", "theater_id", "camera_id", "seat_id", "model_version"):
             check_id(name, getattr(self, name))
         set_ = object.__setattr__
@@ -70,6 +75,9 @@ class EmotionEvent:
         set_(self, "intensities", _checked_vector("intensities", self.intensities, 0.0, 1.0))
         if self.dominant not in EMOTIONS:
             raise SchemaError("bad_value", f"dominant must be one of {EMOTIONS}, got {self.dominant!r:.40}")
+        allowed = EMOTIONS if self.schema_version == SCHEMA_VERSION else (NOT_MEASURED,)
+        if self.reaction not in allowed:
+            raise SchemaError("bad_value", f"reaction must be one of {allowed} in version {self.schema_version}, got {self.reaction!r:.40}")
         set_(self, "intensity", check_float("intensity", self.intensity, 0.0, 1.0))
         set_(self, "valence", check_float("valence", self.valence))
         set_(self, "arousal", check_float("arousal", self.arousal))
@@ -108,8 +116,11 @@ def decode_emotion_event(data: bytes) -> EmotionEvent:
         raise SchemaError("bad_json", f"expected a JSON object, got {type(obj).__name__}")
     if "schema_version" not in obj:
         raise SchemaError("missing_field", "schema_version is missing")
-    if obj["schema_version"] != SCHEMA_VERSION or isinstance(obj["schema_version"], bool):
-        raise SchemaError("unknown_version", f"EmotionEvent schema_version {obj['schema_version']!r:.40} is not {SCHEMA_VERSION}")
+    version = obj["schema_version"]
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise SchemaError("unknown_version", f"EmotionEvent schema_version {version!r:.40} is not one of {READABLE_VERSIONS}")
+    if version == 1 and "reaction" not in obj:
+        obj["reaction"] = NOT_MEASURED
     missing = _FIELD_NAMES - obj.keys()
     if missing:
         raise SchemaError("missing_field", f"missing {sorted(missing)}")

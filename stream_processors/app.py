@@ -9,7 +9,7 @@ batch_pipeline.py and stall_watchdog.py):
                       -> frame_scores rows (ClickHouse, once each)
                       -> person_states table (changelog, co-partitioned with faces)
                       -> emotion-events (one EmotionEvent per person per movie second)
-      bad input -> dead-letters (original bytes, reason in headers)
+      bad input -> dead-letters (reason in headers; a `faces` message's bytes are dropped, schemas/dead_letter.py)
     emotion-events -> store_events: batches -> viewer_seconds (ClickHouse, once each;
                       the audience_seconds materialized view aggregates on insert)
     every second: close the open second of viewers with no frame for `idle_flush_s` (restored states too);
@@ -36,9 +36,9 @@ from faust.types import TP
 
 from infra.clickhouse.client import connect
 from infra.kafka_security import faust_credentials, kafka_python_kwargs
-from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, committed_offsets, consumer_lag
+from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, PERSON_STATE_TABLE, committed_offsets, consumer_lag
 from moviemotion.settings import load_settings
-from schemas.dead_letter import dead_letter_headers
+from schemas.dead_letter import dead_letter
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
 from stream_processors.batch_pipeline import SecondStage
 from stream_processors.config import StateConfig
@@ -52,7 +52,7 @@ from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
 from stream_processors.stall_watchdog import StallWatchdog
 
 settings = load_settings()
-state_config = StateConfig()
+state_config = StateConfig(reaction_threshold=settings.reaction_threshold)
 
 app = faust.App(
     settings.processor_group,
@@ -77,7 +77,7 @@ dead_letters = app.topic(settings.topics.dead_letters, key_serializer="raw", val
 # Per-person state, keyed by person key. use_partitioner: a key's changelog partition is the
 # murmur2 partition its faces go to, so state follows the faces partitions on rebalance.
 person_states = app.Table(
-    "person-states", default=None, partitions=settings.faces_partitions,
+    PERSON_STATE_TABLE, default=None, partitions=settings.faces_partitions,
     use_partitioner=True, key_type=bytes,
 )
 
@@ -97,9 +97,10 @@ faces_scoring = False  # the stall check of `faces` waits while the agent is bus
 
 
 async def to_dead_letters(event: faust.types.EventT, reason: str, error: str) -> None:
-    message = event.message
-    headers = dead_letter_headers(reason, error, message.topic, message.partition, message.offset)
-    await dead_letters.send(key=message.key, value=message.value, headers=headers)
+    message = event.message  # only `emotion-events` letters keep their payload: anything else may hold a crop
+    letter = dead_letter(message.key, message.value, reason, error, message.topic, message.partition, message.offset,
+                         keep_payload=message.topic == settings.topics.emotion_events)
+    await dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
     metrics.dead_letters += 1
 
 

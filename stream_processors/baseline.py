@@ -1,9 +1,13 @@
 """A viewer's neutral baseline: their resting expression as a probability vector.
 
-Calibrating: the mean of the frames inside a calibration window, [first frame, +calibration_s)
-of movie time or the explicit `calibration_segment`. A window that closes with fewer than
-`calibration_min_frames` frames is replaced by a fresh default-length window starting at the next
-frame. Until ready, `update` returns the population baseline. Ready: the baseline follows the
+Calibrating: the mean of the resting frames inside a calibration window, [first frame, +calibration_s)
+of movie time or the explicit `calibration_segment`. Resting: no transient expression (happiness,
+surprise, fear: `calibration_transient_emotions`) above `calibration_max_intensity` against the
+population baseline, until `calibration_patience_s` after the first window opened (then every frame
+counts: a face that never rests is that viewer's resting face). A window that
+closes with fewer than `calibration_min_frames` counted frames is replaced by a fresh default-length
+window starting at the next frame. Until ready, `update` returns the population baseline; `reset()`
+starts calibrating again (a long absence: maybe another person in the seat). Ready: the baseline follows the
 viewer slowly (time constant `baseline_tau_s`), and only on resting frames (overall intensity at
 most `baseline_rest_intensity`), so a strong reaction does not move it.
 """
@@ -13,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.emotions import EMOTION_INDEX
 from stream_processors.config import StateConfig
 from stream_processors.intensity import emotion_intensities, overall_intensity
 from stream_processors.smoothing import blend, ema_alpha
@@ -28,6 +33,8 @@ class NeutralBaseline:
         self._sum = np.zeros(len(config.population_baseline))
         self._value: np.ndarray | None = None  # set once calibrated
         self._last_t: float | None = None
+        self._first_t: float | None = None  # when the first calibration window opened
+        self._transient = [EMOTION_INDEX[name] for name in config.calibration_transient_emotions]
 
     @property
     def ready(self) -> bool:
@@ -39,6 +46,11 @@ class NeutralBaseline:
         if self._value is None:
             return np.asarray(self._config.population_baseline, dtype=np.float64)
         return self._value.copy()
+
+    def reset(self) -> None:
+        """Forget the calibrated baseline and calibrate again from the next frame."""
+        self._window, self._value, self._first_t = None, None, None
+        self._count, self._sum = 0, np.zeros_like(self._sum)
 
     def update(self, t: float, probs: np.ndarray) -> np.ndarray:
         probs = np.asarray(probs, dtype=np.float64)
@@ -54,6 +66,7 @@ class NeutralBaseline:
     def _calibrate(self, t: float, probs: np.ndarray) -> None:
         if self._window is None:
             self._window = self._config.calibration_segment or (t, t + self._config.calibration_s)
+            self._first_t = t
         start, end = self._window
         if t >= end:
             if self._count >= self._config.calibration_min_frames:
@@ -62,9 +75,15 @@ class NeutralBaseline:
             self._window = (t, t + self._config.calibration_s)
             self._count, self._sum = 0, np.zeros_like(self._sum)
             start = t
-        if t >= start:
+        if t >= start and self._counts_as_resting(t, probs):
             self._count += 1
             self._sum += probs
+
+    def _counts_as_resting(self, t: float, probs: np.ndarray) -> bool:
+        if t - self._first_t >= self._config.calibration_patience_s:
+            return True
+        population = np.asarray(self._config.population_baseline, dtype=np.float64)
+        return float(emotion_intensities(probs, population)[self._transient].max()) <= self._config.calibration_max_intensity
 
     def _adapt(self, t: float, probs: np.ndarray) -> None:
         if overall_intensity(emotion_intensities(probs, self._value)) > self._config.baseline_rest_intensity:
@@ -79,6 +98,7 @@ class NeutralBaseline:
             "sum": self._sum.tolist(),
             "value": None if self._value is None else self._value.tolist(),
             "last_t": self._last_t,
+            "first_t": self._first_t,
         }
 
     @classmethod
@@ -89,4 +109,5 @@ class NeutralBaseline:
         baseline._sum = np.asarray(data["sum"], dtype=np.float64)
         baseline._value = None if data["value"] is None else np.asarray(data["value"], dtype=np.float64)
         baseline._last_t = data["last_t"]
+        baseline._first_t = data.get("first_t", data["window"][0] if data["window"] else None)
         return baseline

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engines.emotions import NUM_EMOTIONS
+from engines.emotions import EMOTIONS, NUM_EMOTIONS
 
 # Resting expression assumed for a viewer whose own baseline is still calibrating, in EMOTIONS
 # order. A typical emotion classifier on neutral faces: mostly neutral, some sadness/contempt.
@@ -24,6 +24,15 @@ class StateConfig:
     calibration_s: float = 10.0  # baseline window length, from the person's first visible frame
     calibration_segment: tuple[float, float] | None = None  # explicit [start, end) movie time instead
     calibration_min_frames: int = 20  # frames a window needs, else a new window starts
+    # Calibration skips frames showing a transient expression: intensity against the population baseline above
+    # calibration_max_intensity on one of these (a viewer laughing through the first seconds is not calibrated on
+    # laughter; a resting face that reads sad, angry or contemptuous is a resting face and counts) ...
+    calibration_transient_emotions: tuple[str, ...] = ("happiness", "surprise", "fear")
+    calibration_max_intensity: float = 0.5
+    # ... until this much movie time has passed since the first window opened: a face that never rests that long
+    # is taken as the viewer's resting face (else a resting face that reads as sad would read as sad forever).
+    calibration_patience_s: float = 30.0
+    recalibrate_after_gap_s: float = 30.0  # a viewer absent longer than this is calibrated again (maybe a new person)
     baseline_tau_s: float = 600.0  # time constant of the calibrated baseline's slow adaptation
     baseline_rest_intensity: float = 0.15  # only frames with overall intensity <= this adapt it
     baseline_max_step_s: float = 1.0  # longest frame gap credited to one adaptation step
@@ -31,10 +40,17 @@ class StateConfig:
     max_yaw_deg: float = 30.0  # |yaw| above this = not attending
     max_pitch_deg: float = 25.0  # |pitch| above this = not attending
     max_gap_seconds: int = 30  # most not-visible seconds emitted for one gap in a person's frames
+    # Reactions (stream_processors/reaction.py; calibrated in docs/emotion-metrics.md):
+    reaction_threshold: float = 0.10  # onset: the leading non-neutral probability above the viewer's own baseline
+    reaction_margin: float = 0.02  # onset: its lead over the runner-up emotion
+    reaction_release: float = 0.6  # an ongoing reaction lasts while its excess stays at or above this x the threshold
+    reaction_onset_seconds: int = 1  # seconds in a row an onset must lead before it is reported
+    reaction_calibrating_threshold: float = 0.30  # onset threshold against the population baseline (not calibrated)
 
     def __post_init__(self) -> None:
         positive = ("second_s", "smoothing_tau_s", "smoothing_reset_gap_s", "calibration_s",
-                    "baseline_tau_s", "baseline_max_step_s", "max_yaw_deg", "max_pitch_deg")
+                    "baseline_tau_s", "baseline_max_step_s", "max_yaw_deg", "max_pitch_deg",
+                    "calibration_patience_s", "recalibrate_after_gap_s")
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -43,13 +59,24 @@ class StateConfig:
             raise ValueError("StateConfig.calibration_min_frames must be >= 1")
         if self.max_gap_seconds < 0:
             raise ValueError("StateConfig.max_gap_seconds must be >= 0")
-        if not 0 <= self.baseline_rest_intensity <= 1:
-            raise ValueError("StateConfig.baseline_rest_intensity must be in [0, 1]")
+        for name in ("baseline_rest_intensity", "calibration_max_intensity", "reaction_margin"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"StateConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("reaction_threshold", "reaction_calibrating_threshold"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"StateConfig.{name} must be in (0, 1], got {getattr(self, name)!r}")
+        if not 0 < self.reaction_release <= 1:
+            raise ValueError(f"StateConfig.reaction_release must be in (0, 1], got {self.reaction_release!r}")
+        if self.reaction_onset_seconds < 1:
+            raise ValueError("StateConfig.reaction_onset_seconds must be >= 1")
         if self.calibration_segment is not None:
             start, end = self.calibration_segment
             if not (math.isfinite(start) and math.isfinite(end) and start < end):
                 raise ValueError(f"StateConfig.calibration_segment must be [start, end) with start < end, "
                                  f"got {self.calibration_segment!r}")
+        unknown = set(self.calibration_transient_emotions) - set(EMOTIONS)
+        if unknown:
+            raise ValueError(f"StateConfig.calibration_transient_emotions has unknown emotions {sorted(unknown)}")
         base = self.population_baseline
         if len(base) != NUM_EMOTIONS or min(base) < 0 or abs(sum(base) - 1) > 1e-6:
             raise ValueError(f"StateConfig.population_baseline must be {NUM_EMOTIONS} non-negative "

@@ -1,8 +1,9 @@
 """One viewer's emotion state: scored face frames in, one summary per movie second out.
 
 `PersonState.update(frame)` smooths the frame, measures it against the viewer's baseline and
-accumulates it into the open second; it returns the summaries that the frame completed: the open
-second plus a not-visible summary for each second the viewer was missing in between (at most
+accumulates it into the open second (a viewer absent longer than `recalibrate_after_gap_s` is
+calibrated again); each closed second gets its reaction (stream_processors/reaction.py). It returns
+the summaries that the frame completed: the open second plus a not-visible summary for each second the viewer was missing in between (at most
 `max_gap_seconds`). `flush()` closes the open second. Frames at or before the last accepted frame,
 or inside an already emitted second, are dropped and counted. All state round-trips through
 JSON-safe dicts (`to_dict` / `from_dict`) for the Faust table.
@@ -20,7 +21,8 @@ from stream_processors.affect import valence_arousal
 from stream_processors.attention import is_attending, majority_attending
 from stream_processors.baseline import NeutralBaseline
 from stream_processors.config import StateConfig
-from stream_processors.intensity import emotion_intensities, overall_intensity
+from stream_processors.intensity import emotion_excess, emotion_intensities, overall_intensity
+from stream_processors.reaction import NO_REACTION, ReactionDetector
 from stream_processors.smoothing import EmaSmoother
 
 ID_FIELDS = ("person_key", "screening_id", "theater_id", "camera_id", "seat_id", "model_version")
@@ -78,6 +80,7 @@ class SecondSummary:
     probs: np.ndarray | None = None  # raw mean of the second's frames
     smoothed: np.ndarray | None = None  # smoother output at the second's last frame
     dominant: str | None = None  # argmax of smoothed
+    reaction: str = NO_REACTION  # against the viewer's own baseline; neutral = no reaction (and when not visible)
     intensities: np.ndarray | None = None  # per emotion, against the baseline
     intensity: float | None = None  # strongest non-neutral intensity
     valence: float | None = None
@@ -117,6 +120,7 @@ class PersonState:
         self._config = config
         self._smoother = EmaSmoother(config)
         self._baseline = NeutralBaseline(config)
+        self._reaction = ReactionDetector(config)
         self._open: _OpenSecond | None = None
         self._ids: dict[str, str] | None = None  # ids of the last accepted frame
         self._last_ts: float | None = None
@@ -148,6 +152,8 @@ class PersonState:
         if self._open is None:
             emitted.extend(self._not_visible_until(second))
             self._open = _OpenSecond(second=second)
+        if self._last_ts is not None and frame.movie_ts - self._last_ts > self._config.recalibrate_after_gap_s:
+            self._baseline.reset()
         smoothed = self._smoother.update(frame.movie_ts, frame.probs)
         baseline = self._baseline.update(frame.movie_ts, smoothed)
         self._add(frame, smoothed, baseline)
@@ -188,6 +194,7 @@ class PersonState:
             probs=acc.probs_sum / acc.frames,
             smoothed=acc.smoothed,
             dominant=EMOTIONS[int(np.argmax(acc.smoothed))],
+            reaction=self._reaction.update(emotion_excess(acc.smoothed, acc.baseline), acc.baseline_ready),
             intensities=intensities,
             intensity=overall_intensity(intensities),
             valence=valence,
@@ -215,12 +222,14 @@ class PersonState:
         ]
         if summaries:
             self._last_emitted = summaries[-1].movie_second
+            self._reaction.reset()
         return summaries
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "smoother": self._smoother.to_dict(),
             "baseline": self._baseline.to_dict(),
+            "reaction": self._reaction.to_dict(),
             "open": None if self._open is None else self._open.to_dict(),
             "ids": self._ids,
             "last_ts": self._last_ts,
@@ -234,6 +243,7 @@ class PersonState:
         state = cls(config)
         state._smoother = EmaSmoother.from_dict(data["smoother"], config)
         state._baseline = NeutralBaseline.from_dict(data["baseline"], config)
+        state._reaction = ReactionDetector.from_dict(data.get("reaction"), config)
         state._open = None if data["open"] is None else _OpenSecond.from_dict(data["open"])
         state._ids = data["ids"]
         state._last_ts = data["last_ts"]

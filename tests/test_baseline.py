@@ -35,7 +35,7 @@ def calibrated(config: StateConfig = CONFIG, probs: np.ndarray = RESTING) -> Neu
 
 def test_window_starts_at_first_visible_frame_and_averages_its_frames():
     rng = np.random.default_rng(0)
-    baseline = NeutralBaseline(CONFIG)
+    baseline = NeutralBaseline(StateConfig(calibration_s=10.0, calibration_min_frames=20, calibration_max_intensity=1.0))
     window = []
     for k in range(50):  # first frame at 3 s, so the window is [3, 13)
         probs = expression("sadness", 0.5, rng)
@@ -50,7 +50,8 @@ def test_window_starts_at_first_visible_frame_and_averages_its_frames():
 
 def test_explicit_segment_uses_only_frames_inside_it():
     rng = np.random.default_rng(1)
-    baseline = NeutralBaseline(StateConfig(calibration_segment=(5.0, 8.0), calibration_min_frames=10))
+    baseline = NeutralBaseline(StateConfig(calibration_segment=(5.0, 8.0), calibration_min_frames=10,
+                                          calibration_max_intensity=1.0))
     feed(baseline, 0.0, 5.0, lambda: expression("happiness", 0.9, rng))
     segment = feed(baseline, 5.0, 3.0, lambda: expression("sadness", 0.6, rng))
     assert not baseline.ready
@@ -112,3 +113,57 @@ def test_time_going_backwards_is_an_error():
     baseline.update(2.0, RESTING)
     with pytest.raises(ValueError, match="must increase"):
         baseline.update(1.5, RESTING)
+
+
+def test_a_resting_face_that_reads_sad_is_calibrated_at_once():
+    sad = expression("sadness", 0.9)
+    baseline = NeutralBaseline(CONFIG)
+    feed(baseline, 0.0, 10.0, lambda: sad)
+    baseline.update(10.0, sad)
+    assert baseline.ready
+
+
+def test_calibration_skips_a_viewer_laughing_through_the_first_seconds():
+    """Frames far from any resting face (against the population baseline) do not calibrate: the viewer who laughs
+    through the first 12 s is calibrated on the neutral face that follows, not on the laughter."""
+    rng = np.random.default_rng(3)
+    baseline = NeutralBaseline(CONFIG)
+    feed(baseline, 0.0, 12.0, lambda: expression("happiness", 0.95, rng))
+    assert not baseline.ready
+    resting = feed(baseline, 12.0, 8.0, lambda: expression("neutral", 0.8, rng))  # the window is [10, 20)
+    out = baseline.update(20.0, RESTING)
+    assert baseline.ready
+    np.testing.assert_allclose(out, np.mean(resting, axis=0), rtol=1e-6)
+
+
+def test_a_face_that_never_rests_is_taken_as_resting_after_the_patience():
+    """A face that reads surprised for 30 s on end is that viewer's resting face: after calibration_patience_s every
+    frame counts, so the baseline becomes that face rather than the population's (which would report surprise all
+    screening)."""
+    config = StateConfig(calibration_s=10.0, calibration_min_frames=20, calibration_patience_s=30.0)
+    baseline = NeutralBaseline(config)
+    surprised = expression("surprise", 0.9)
+    feed(baseline, 0.0, 30.0, lambda: surprised)
+    assert not baseline.ready
+    feed(baseline, 30.0, 10.0, lambda: surprised)
+    baseline.update(40.0, surprised)
+    assert baseline.ready
+    np.testing.assert_allclose(baseline.value, surprised, rtol=1e-6)
+
+
+def test_reset_calibrates_again_from_the_next_frame():
+    baseline = calibrated()
+    baseline.reset()
+    assert not baseline.ready
+    other = expression("surprise", 0.3)
+    np.testing.assert_array_equal(baseline.update(20.0, other), POPULATION_BASELINE)
+    feed(baseline, 20.2, 9.8, lambda: other)
+    baseline.update(31.0, other)
+    assert baseline.ready
+    np.testing.assert_allclose(baseline.value, other, rtol=1e-6)
+
+
+def test_state_saved_before_patience_existed_restores():
+    data = calibrated().to_dict()
+    del data["first_t"]
+    assert NeutralBaseline.from_dict(json.loads(json.dumps(data)), CONFIG).ready

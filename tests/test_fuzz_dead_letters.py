@@ -72,7 +72,7 @@ def valid_event() -> dict:
     person = person_key_of("fuzz", "t", "A1")
     probs = [1.0 / NUM_EMOTIONS] * NUM_EMOTIONS
     event = EmotionEvent(event_id_of(person, 3), "fuzz", "t", "cam", "A1", person, 3, time.time_ns() // 1000, 5,
-                         True, True, tuple(probs), tuple(probs), "neutral", tuple([0.0] * NUM_EMOTIONS), 0.0, 0.0,
+                         True, True, tuple(probs), tuple(probs), "neutral", "neutral", tuple([0.0] * NUM_EMOTIONS), 0.0, 0.0,
                          0.0, "ready", "m1")
     return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(event).items()}
 
@@ -121,7 +121,7 @@ def bad_cases(rng: random.Random, template: bytes, wrong_size: bytes, count: int
 
     def event_version() -> Case:
         event = valid_event()
-        event["schema_version"] = rng.choice([0, 2, 99, "1"])
+        event["schema_version"] = rng.choice([0, 3, 99, "1"])
         return Case("events", json.dumps(event).encode(), "unknown_version", "event version")
 
     def event_garbage() -> Case:

@@ -197,7 +197,7 @@ def make_event(**changes) -> EmotionEvent:
     fields = dict(
         event_id="scr-1|th-1|A1|17", screening_id="scr-1", theater_id="th-1", camera_id="cam-A", seat_id="A1",
         person_key="scr-1|th-1|A1", movie_second=17, captured_us=NOW_US, frames=5, visible=True, attending=True,
-        probs=probs, smoothed=probs, dominant=EMOTIONS[int(np.argmax(probs))], intensities=tuple(p / 2 for p in probs),
+        probs=probs, smoothed=probs, dominant=EMOTIONS[int(np.argmax(probs))], reaction="happiness", intensities=tuple(p / 2 for p in probs),
         intensity=0.4, valence=0.25, arousal=-0.1, baseline_state="ready", model_version="emotionnet-v1",
     )
     fields.update(changes)
@@ -216,6 +216,17 @@ def test_emotion_event_round_trip(second, frames, visible, probs, seat):
     assert decode_emotion_event(data) == event
 
 
+def test_version_1_events_are_read_with_reaction_not_measured():
+    """Events written before `reaction` existed (still in the topic after an upgrade) are read, not dead-lettered:
+    their reaction is '' (not measured), as for rows stored before migration 0004."""
+    obj = asdict(make_event())
+    del obj["reaction"]
+    obj["schema_version"] = 1
+    event = decode_emotion_event(json.dumps(obj).encode())
+    assert (event.schema_version, event.reaction, event.dominant) == (1, "", obj["dominant"])
+    assert json.loads(encode_emotion_event(make_event()))["schema_version"] == 2
+
+
 def event_json(**changes) -> bytes:
     obj = asdict(make_event())
     obj.update(changes)
@@ -229,7 +240,10 @@ def event_json(**changes) -> bytes:
         (b"\xff\xfe", "bad_json"),
         (b"[1, 2]", "bad_json"),
         (b'{"probs": [1]}', "missing_field"),
-        (event_json(schema_version=2), "unknown_version"),
+        (event_json(schema_version=3), "unknown_version"),
+        (event_json(reaction="boredom"), "bad_value"),
+        (event_json(reaction=""), "bad_value"),
+        (event_json(schema_version=1), "bad_value"),
         (event_json(schema_version=True), "unknown_version"),
         (event_json(probs=[0.1] * 7), "bad_shape"),
         (event_json(probs="nope"), "bad_shape"),

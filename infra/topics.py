@@ -28,6 +28,9 @@ MIN_FACES_PARTITIONS = 12
 FACES_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEAD_LETTER_MAX_MESSAGE_BYTES = FACES_MAX_MESSAGE_BYTES + 64 * 1024
 PROCESSOR_GROUP = "moviemotion-processor"
+# The worker's per-person state table (stream_processors/app.py); Faust backs it with the compacted topic
+# `<processor group>-person-states-changelog` (key: person key, value: the state as JSON).
+PERSON_STATE_TABLE = "person-states"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ def topic_specs(settings) -> tuple[TopicSpec, ...]:
         TopicSpec(settings.topics.dead_letters, DEAD_LETTER_PARTITIONS,
                   {**week, "max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)}),
     )
+
+
+def person_state_changelog(settings) -> str:
+    """The name of the person-state table's changelog topic (Faust: `<app id>-<table name>-changelog`)."""
+    return f"{settings.processor_group}-{PERSON_STATE_TABLE}-changelog"
 
 
 def _partition_counts(admin, names: list[str]) -> dict[str, int]:

@@ -26,13 +26,15 @@ class SegmentResult:
     predicted: str | None  # None: no visible event in the segment
 
 
-def read_segments(ground_truth_csv: Path) -> list[Segment]:
-    """Runs of (seat, emotion) over consecutive visible seconds, from the generator's CSV."""
+def read_segments(ground_truth_csv: Path, label: str = "emotion") -> list[Segment]:
+    """Runs of (seat, label) over consecutive visible seconds, from the generator's CSV. `label`: the column to read:
+    `emotion` (what the face shows: scores `dominant`) or `reaction` (what the viewer shows above their own resting
+    face: scores `reaction`)."""
     by_seat: dict[str, list[tuple[int, str]]] = {}
     with open(ground_truth_csv, newline="") as f:
         for row in csv.DictReader(f):
             if row["visible"] == "1":
-                by_seat.setdefault(row["seat_id"], []).append((int(row["second"]), row["emotion"]))
+                by_seat.setdefault(row["seat_id"], []).append((int(row["second"]), row[label]))
     segments = []
     for seat, seconds in by_seat.items():
         seconds.sort()

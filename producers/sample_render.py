@@ -30,6 +30,12 @@ class Segment:
 class SeatScript:
     seat_id: str
     segments: tuple[Segment, ...]
+    resting: str = "neutral"  # the viewer's resting face: showing it is no reaction
+
+    def reaction_at(self, second: float) -> str | None:
+        """The reaction the script expects: the emotion shown, `neutral` where it is the resting face."""
+        emotion = self.emotion_at(second)
+        return None if emotion is None else ("neutral" if emotion == self.resting else emotion)
 
     def emotion_at(self, second: float) -> str | None:
         return self.segments[self.segment_index_at(second)].emotion
@@ -74,7 +80,8 @@ def load_script(path: Path = SCRIPT_PATH) -> Script:
     """Read and check the script: known emotions, every seat as long as the first."""
     obj = json.loads(Path(path).read_text(encoding="utf-8"))
     seats = tuple(
-        SeatScript(seat["seat_id"], tuple(Segment(s["emotion"], int(s["seconds"])) for s in seat["segments"]))
+        SeatScript(seat["seat_id"], tuple(Segment(s["emotion"], int(s["seconds"])) for s in seat["segments"]),
+                   seat.get("resting", "neutral"))
         for seat in obj["seats"]
     )
     script = Script(
@@ -83,6 +90,7 @@ def load_script(path: Path = SCRIPT_PATH) -> Script:
     )
     for seat in seats:
         unknown = {s.emotion for s in seat.segments if s.emotion is not None} - EMOTION_INDEX.keys()
+        unknown |= {seat.resting} - EMOTION_INDEX.keys()
         if unknown:
             raise ValueError(f"{path}: seat {seat.seat_id} has unknown emotions {sorted(unknown)}")
         if sum(s.seconds for s in seat.segments) != script.duration_s:

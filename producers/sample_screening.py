@@ -2,7 +2,8 @@
 sprite and script (no shared data needed).
 
 Writes into a directory: `sample_screening.avi` (MJPG, 6 seats side by side), `ground_truth.csv`
-(seat_id, second, emotion, visible; emotion empty when not visible) and `seat_map.json` (the
+(seat_id, second, emotion, visible, reaction; emotion and reaction empty when not visible; reaction
+is `neutral` where the seat shows its resting face) and `seat_map.json` (the
 default seat map for that video). Same bytes on every run for a given OpenCV build.
 """
 from __future__ import annotations
@@ -40,13 +41,13 @@ class SampleScreening:
     camera_id: str
 
 
-def ground_truth_rows(script: Script) -> list[tuple[str, int, str, int]]:
-    """(seat_id, second, emotion or '', visible 0/1) for every seat and whole second."""
+def ground_truth_rows(script: Script) -> list[tuple[str, int, str, int, str]]:
+    """(seat_id, second, emotion or '', visible 0/1, expected reaction or '') for every seat and whole second."""
     rows = []
     for seat in script.seats:
         for second in range(script.duration_s):
             emotion = seat.emotion_at(second)
-            rows.append((seat.seat_id, second, emotion or "", int(emotion is not None)))
+            rows.append((seat.seat_id, second, emotion or "", int(emotion is not None), seat.reaction_at(second) or ""))
     return rows
 
 
@@ -89,7 +90,7 @@ def generate_sample_screening(out_dir: Path | str, progress: bool = False, scrip
     _check_reads_back(sample, script)
     with open(sample.ground_truth_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(("seat_id", "second", "emotion", "visible"))
+        writer.writerow(("seat_id", "second", "emotion", "visible", "reaction"))
         writer.writerows(ground_truth_rows(script))
     shutil.copyfile(SEAT_MAP_PATH, sample.seat_map_path)
     return sample

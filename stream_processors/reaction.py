@@ -3,8 +3,10 @@
 Judged on each emotion's excess over the baseline (stream_processors/intensity.emotion_excess).
 `leading_emotion` is the pure rule for one second; `ReactionDetector` adds what keeps the label from
 flickering (an onset needs `reaction_onset_seconds` seconds in a row; an ongoing reaction lasts while its
-excess stays at `reaction_release` times the threshold or more) and what a viewer without a calibrated baseline gets (the
-population baseline with the stricter `reaction_calibrating_threshold`). See docs/emotion-metrics.md.
+excess stays at `reaction_release` times the threshold or more) and what a viewer without a calibrated baseline gets:
+against the population baseline, only a transient expression (`calibration_transient_emotions`: happiness, surprise,
+fear) above the stricter `reaction_calibrating_threshold` is a reaction; a sad, angry or contemptuous face may be that
+viewer's resting face until calibration says otherwise. See docs/emotion-metrics.md.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.emotions import EMOTIONS
+from engines.emotions import EMOTION_INDEX, EMOTIONS
 from stream_processors.config import StateConfig
 from stream_processors.intensity import NEUTRAL
 
@@ -40,6 +42,8 @@ class ReactionDetector:
         self._active = NO_REACTION  # the reaction being reported
         self._candidate = NO_REACTION  # an onset waiting for its seconds in a row
         self._candidate_seconds = 0
+        self._resting_kinds = [EMOTION_INDEX[name] for name in EMOTIONS
+                               if name != NO_REACTION and name not in config.calibration_transient_emotions]
 
     @property
     def active(self) -> str:
@@ -53,6 +57,9 @@ class ReactionDetector:
         threshold = config.reaction_threshold if baseline_ready else config.reaction_calibrating_threshold
         release = threshold * config.reaction_release
         values = np.asarray(excess, dtype=np.float64)
+        if not baseline_ready:
+            values = values.copy()
+            values[self._resting_kinds] = 0.0
         leader = leading_emotion(values, threshold, config.reaction_margin)
         if self._active != NO_REACTION:
             ongoing = values[EMOTIONS.index(self._active)] >= release

@@ -67,6 +67,15 @@ def test_before_the_baseline_is_ready_only_strong_reactions_count():
                ready=False) == ["neutral", "happiness", "happiness", "neutral"]
 
 
+def test_before_the_baseline_is_ready_a_face_that_may_be_resting_is_no_reaction():
+    """Sadness, anger, disgust or contempt before calibration may be the viewer's resting face: not reported until
+    their baseline says it is more than that. Happiness, surprise and fear are transient: reported."""
+    detector = ReactionDetector(CONFIG)
+    strong = [{"sadness": 0.8}, {"anger": 0.8}, {"disgust": 0.8}, {"contempt": 0.8}, {"fear": 0.8}]
+    assert run(detector, strong, ready=False) == ["neutral"] * 4 + ["fear"]
+    assert run(ReactionDetector(CONFIG), [{"sadness": 0.8}], ready=True) == ["sadness"]
+
+
 def test_reset_ends_the_reaction():
     detector = ReactionDetector(CONFIG)
     run(detector, [{"disgust": 0.5}])

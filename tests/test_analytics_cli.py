@@ -28,7 +28,7 @@ def test_query_and_report_commands(clickhouse_target, tmp_path):
 
     report = cli(clickhouse_target, "report", "--screening", known.SCREENING_A, "--out", str(tmp_path / "out"))
     assert report.exit_code == 0, report.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["moments.csv", "scenes.csv", "timeline.csv", "timeline.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.csv", "moments.csv", "norms.csv", "scenes.csv", "timeline.csv", "timeline.png"]
     unknown = cli(clickhouse_target, "report", "--screening", "nope", "--out", str(tmp_path / "x"))
     assert unknown.exit_code == 1 and "unknown screening 'nope'" in unknown.output
 

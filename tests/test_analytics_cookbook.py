@@ -11,7 +11,7 @@ def test_cookbook_is_up_to_date():
 
 def test_cookbook_has_every_question_with_its_sql():
     text = COOKBOOK_PATH.read_text()
-    assert 8 <= len(QUERIES) <= 12
+    assert len(QUERIES) >= 8
     for query in QUERIES:
         assert f"### {query.question}" in text
         assert query.sql.strip() in text

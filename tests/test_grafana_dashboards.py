@@ -29,25 +29,29 @@ DATASOURCE_UID = load_datasource()["uid"]
 SHARES = ("time", *EMOTIONS)
 HEALTH = ("time", "metric", "value")
 EXPECTED_COLUMNS = {
-    ("Live screening", "Audience emotion share"): SHARES,
-    ("Live screening", "Dominant emotion per seat (last 15 s)"): ("seat", "current_emotion", "current_intensity", "last_seen"),
+    ("Live screening", "Audience reactions (share)"): SHARES,
+    ("Live screening", "Reaction per seat (last 15 s)"): ("seat", "current_reaction", "current_intensity", "last_seen"),
     ("Live screening", "Intensity by seat"): ("time", "seat", "intensity"),
     ("Live screening", "Throughput: faces/s and events/s"): HEALTH,
     ("Live screening", "Consumer lag (faces topic)"): HEALTH,
-    ("Live screening", "End-to-end latency (p95)"): HEALTH,
+    ("Live screening", "End-to-end latency (p50, p99)"): HEALTH,
     ("Live screening", "variable: screening"): ("screening_id",),
     ("Screening review", "Timeline of feels (movie time)"): SHARES,
     ("Screening review", "Scenes"): get_query("scene_summary").columns,
     ("Screening review", "Resonant moments"): get_query("resonant_moments").columns,
     ("Screening review", "Funniest seconds"): get_query("funniest_seconds").columns,
     ("Screening review", "Reaction by shot scale"): get_query("shot_scale_reaction").columns,
+    ("Screening review", "Audience metrics"): get_query("audience_metrics").columns,
+    ("Screening review", "Peak-end impact by scene"): get_query("scene_impact").columns,
+    ("Screening review", "Norms: percentile among all screenings"): get_query("screening_norms").columns,
     ("Screening review", "annotation: Scenes"): ("time", "timeEnd", "text"),
     ("Screening review", "variable: screening"): ("screening_id",),
 }
 LIVE_RANGE = TimeRange(known.STARTS_AT[known.SCREENING_A], known.STARTS_AT[known.SCREENING_A] + timedelta(seconds=known.DURATION_S), 5)
 REVIEW_RANGE = TimeRange(datetime(1970, 1, 1), datetime(1970, 1, 1, 2, 30), 5)
 RANGES = {"Live screening": LIVE_RANGE, "Screening review": REVIEW_RANGE}
-VARIABLES = {"screening": known.SCREENING_A, "threshold": "0.3"}
+VARIABLES = {"screening": known.SCREENING_A, "min_share": "0.1"}
+REVIEW_VARIABLES = ("screening", "min_share")
 
 
 def test_dashboards_are_structurally_sound():
@@ -64,8 +68,10 @@ def test_validation_reports_broken_dashboards():
     doc["panels"][0]["gridPos"] = {"x": 20, "y": 0, "w": 8, "h": 4}
     doc["panels"][2]["targets"][0]["datasource"] = {"type": "grafana-clickhouse-datasource", "uid": "other"}
     doc["panels"][3]["targets"][0]["rawSql"] += " AND x = ${nope}"
+    doc["panels"][4]["targets"][0]["rawSql"] += " AND s = $screening"
     problems = "\n".join(validate_dashboard(doc, DATASOURCE_UID, refresh="10s"))
-    for expected in ("refresh is '5s'", "panel ids must be unique", "bad gridPos", "is not {type", "undefined variable $nope"):
+    for expected in ("refresh is '5s'", "panel ids must be unique", "bad gridPos", "is not {type", "undefined variable $nope",
+                     "puts $screening into SQL unquoted"):
         assert expected in problems
 
 
@@ -78,7 +84,22 @@ def test_review_tables_are_the_named_queries():
     for panel in DASHBOARDS["screening-review"]["panels"]:
         if "Named query" in panel.get("description", ""):
             name = panel["description"].split("`")[1]
-            assert panel["targets"][0]["rawSql"] == to_grafana_sql(get_query(name), ("screening", "threshold"))
+            assert panel["targets"][0]["rawSql"] == to_grafana_sql(get_query(name), REVIEW_VARIABLES)
+
+
+def test_dashboard_variables_are_quoted_so_a_crafted_value_cannot_add_sql(clickhouse):
+    """Issue #16: `${threshold}` went into SQL as typed. Every variable is now a quoted string, numeric ones parsed
+    by the store: a crafted value fails to parse instead of widening the query."""
+    known.load(clickhouse)
+    panel = next(p for p in DASHBOARDS["screening-review"]["panels"] if p["title"] == "Resonant moments")
+    sql = panel["targets"][0]["rawSql"]
+    assert "toFloat64(${min_share:sqlstring})" in sql
+    honest = clickhouse.result(expand_macros(sql, REVIEW_RANGE, {**VARIABLES, "min_share": "0.5"}))
+    assert [row[0] for row in honest.rows] == ["happiness", "surprise", "surprise"]  # 3/6 at 37; 4/6 at 71, 3/5 at 110
+    with pytest.raises(Exception, match="(?i)parse|convert|cannot"):
+        clickhouse.result(expand_macros(sql, REVIEW_RANGE, {**VARIABLES, "min_share": "0 OR 1 = 1) --"}))
+    for doc in DASHBOARDS.values():
+        assert not [p for p in validate_dashboard(doc, DATASOURCE_UID) if "unquoted" in p]
 
 
 def test_panel_sql_runs_on_both_stores(clickhouse, subtests):
@@ -91,8 +112,11 @@ def test_panel_sql_runs_on_both_stores(clickhouse, subtests):
                 assert result.rows, "no rows on the known screening"
                 if query.format == FORMAT_TIME_SERIES:
                     assert result.types[0].startswith("DateTime")
-                if query.panel == "Dominant emotion per seat (last 15 s)":  # a6 walked out at 100 s of 120, last visible at 99
+                if query.panel == "Reaction per seat (last 15 s)":  # a6 walked out at 100 s of 120, last visible at 99
                     assert [row[0] for row in result.rows] == ["A1", "A2", "A3", "A4", "A5"]
+                    assert {row[1] for row in result.rows} == {"neutral"}  # a3's resting face is no reaction
+                if query.panel == "Norms: percentile among all screenings":
+                    assert result.rows[0][:4] == ("engagement", pytest.approx(result.rows[0][1]), 3, 2)
                 if query.panel == "annotation: Scenes":
                     assert [row[2] for row in result.rows] == ["1. Opening", "2. The Joke", "3. The Twist", "4. Farewell"]
 

@@ -9,7 +9,8 @@ import pytest
 
 from moviemotion.analytics.catalog import Screening, UnknownScreening, register_screening
 from moviemotion.analytics.queries import run_query
-from moviemotion.analytics.report import REPORT_STEPS, EmptyScreening, build_report, label_positions, mmss, moving_average
+from moviemotion.analytics.report import REPORT_STEPS, EmptyScreening, build_report, draw_timeline, label_rows, metrics_lines, mmss, moving_average
+from moviemotion.analytics.scenes import read_scene_csv
 from tests.data import known_screening as known
 
 
@@ -34,6 +35,28 @@ def test_report_files_for_known_screening(embedded_store, tmp_path):
     moments = read_csv(files.moments_csv)
     expected = run_query(embedded_store, "resonant_moments", screening=known.SCREENING_A, k=3)
     assert [(row["emotion"], int(row["movie_second"])) for row in moments] == [(m["emotion"], m["movie_second"]) for m in expected]
+    scenes = read_csv(files.scenes_csv)
+    impact = run_query(embedded_store, "scene_impact", screening=known.SCREENING_A)
+    assert [float(row["peak_end"]) for row in scenes] == pytest.approx([row["peak_end"] for row in impact])
+    assert float(scenes[2]["peak_end"]) == pytest.approx(5 / 12)  # The Twist: (4/6 peak + 1/6 at its end) / 2
+    metrics = read_csv(files.metrics_csv)
+    assert [row["reaction"] for row in metrics][:3] == ["any", "happiness", "surprise"]
+    assert float(metrics[1]["ever_share"]) == pytest.approx(5 / 6)
+    norms = {row["figure"]: row for row in read_csv(files.norms_csv)}
+    assert (int(norms["engagement"]["at_or_below"]), int(norms["engagement"]["screenings"])) == (2, 3)
+
+
+def test_report_section_lines(embedded_store):
+    known.load(embedded_store)
+    metrics = run_query(embedded_store, "audience_metrics", screening=known.SCREENING_A)
+    norms = run_query(embedded_store, "screening_norms", screening=known.SCREENING_A)
+    impact = run_query(embedded_store, "scene_impact", screening=known.SCREENING_A)
+    lines = metrics_lines(metrics, norms, impact)
+    assert lines[0].startswith("Engagement 8% of measured viewers per second (peak 67% at 0:36); 100% of 6 viewers reacted at some point")
+    assert lines[0].endswith("Norms: engagement at percentile 67% of 3 screenings, 100% of this film's 2")
+    assert lines[1].startswith("Reactions: surprise shown by 100% (mean 2.7%, peak 67% at 1:10); happiness shown by 83%")
+    assert lines[2] == "Peak-end impact per scene: Opening 17%; The Joke 33%; The Twist 42%; Farewell 30%"
+    assert metrics_lines([], [], []) == ["No measured reactions (rows stored before migration 0004 carry no reaction)."]
 
 
 def test_report_errors(embedded_store, tmp_path):
@@ -52,8 +75,30 @@ def test_mmss_and_moving_average():
         moving_average([1.0], 0)
 
 
-def test_label_positions_stagger_close_labels():
-    positions = label_positions([40, 10, 37, 100], span=120)
-    assert [x for x, _ in positions] == [40, 10, 37, 100]
-    rows = dict(positions)
-    assert rows[10] == rows[37] == rows[100] == 1.04 and rows[40] == 1.1
+def test_label_rows_never_overlap():
+    # widths 10: 37 and 40 overlap (32..42, 35..45), 10 and 100 are free; a third close label opens a third row
+    assert label_rows([40, 10, 37, 100], [10, 10, 10, 10]) == [1, 0, 0, 0]
+    assert label_rows([36, 37, 38], [10, 10, 10]) == [0, 1, 2]
+    assert label_rows([0, 10, 20], [10, 10, 10], gap=1) == [0, 1, 0]  # 5 + 1 > 5: 10 moves up; 20 fits again
+    with pytest.raises(ValueError):
+        label_rows([1.0], [])
+
+
+def test_close_moment_labels_do_not_overlap_in_the_figure():
+    """Measured on the rendered figure: many moments within seconds of each other (what the old two-row layout let
+    overlap), plus scene titles above them."""
+    screening = Screening("s", "f", "Film", "t", datetime(2025, 1, 1), 6)
+    timeline = [{"movie_second": s, "measured": 6, **{f"share_{e}": 1.0 if e == "neutral" else 0.0 for e in ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")}} for s in range(120)]
+    emotions = ["happiness", "surprise", "sadness", "fear", "contempt", "anger", "disgust"]
+    moments = [{"emotion": emotions[i % 7], "movie_second": 30 + 2 * i} for i in range(10)] + [{"emotion": "surprise", "movie_second": 110}]
+    fig, texts = draw_timeline(screening, timeline, read_scene_csv(known.SCENES_CSV), moments)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    titles = [t.get_window_extent(renderer) for t in fig.axes[0].texts if t not in texts]
+    assert len(titles) == 4
+    for i, box in enumerate(boxes):
+        for other in boxes[i + 1:] + titles:
+            assert not box.overlaps(other), (box, other)
+        assert box.y0 >= fig.axes[0].transData.transform((0, 1.0))[1]  # above the 100% line
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -15,7 +15,7 @@ _PREAMBLE = """# Analyst cookbook
 Questions analysts ask after a test screening, each with SQL that runs unchanged on the embedded store (chDB)
 and on a real ClickHouse server (18.16 and newer). Run any of them from the command line:
 
-    moviemotion query scene_summary --param screening=SCR-42 --param threshold=0.4
+    moviemotion query resonant_moments --param screening=SCR-42 --param min_share=0.2
     moviemotion query --list
 
 Parameters are written `%(name)s` (the client substitutes and escapes them). Every query is tested on both
@@ -25,8 +25,17 @@ stores against a dataset whose answers are known by construction (`tests/data/kn
 
 Core tables (written by the sink): `viewer_seconds` (one row per person per movie second: smoothed
 probabilities `p_*`, intensity above the person's neutral baseline `i_*` in 0..1, `intensity`, `valence`,
-`arousal`, `visible`, `attending`, `dominant`) and `audience_seconds` (per screening and movie second sums,
-a SummingMergeTree: always read it with `sum() ... GROUP BY`).
+`arousal`, `visible`, `attending`, `reaction` and `dominant`) and `audience_seconds` (per screening and movie
+second sums, a SummingMergeTree: always read it with `sum() ... GROUP BY`).
+
+**Reactions, not the raw label.** `reaction` is what a viewer shows above their own neutral baseline: one
+of the seven emotions, or `neutral` for no reaction (docs/emotion-metrics.md). `dominant`, the raw argmax of
+the smoothed probabilities, stays beside it for comparison only: on real faces it was right in a third of
+expression seconds. Every query below reads reactions: `audience_seconds.reacting` (attending viewers showing
+any reaction) and `r_<emotion>` (attending viewers by reaction; `n_<emotion>` still count `dominant`).
+Shares are over the *measured* attending viewers, `reacting + r_neutral`: rows stored before migration 0004
+have reaction `''` (not measured) and count as unknown, never as a reaction or as no reaction. The audience
+metrics (engagement, ever/mean/peak/trough shares, peak-end, norms) are defined in docs/emotion-metrics.md.
 
 Analytics tables and views (`schemas/clickhouse/0100_*.sql` onwards):
 
@@ -36,9 +45,9 @@ Analytics tables and views (`schemas/clickhouse/0100_*.sql` onwards):
 | `scenes` / `current_scenes` | a film's scene timeline; each import is a revision, `current_scenes` is the newest |
 | `screening_scenes` | every screening with its film's current scenes |
 | `screening_scene_seconds` | (screening_id, movie_second) -> scene: second s is in [start_s, end_s) |
-| `audience_totals` | `audience_seconds` summed per screening and second |
-| `scene_audience` | per screening and scene: mean intensity per emotion, dominant shares, peak second |
-| `scene_viewer_peaks` | per screening, scene and viewer: peak intensity per emotion while attending |
+| `audience_totals` | `audience_seconds` summed per screening and second (attending, reacting, `r_*`, `n_*`, intensity sums) |
+| `scene_audience` | per screening and scene: engagement and mean reaction shares (`share_*`), mean intensity per emotion, peak second |
+| `scene_viewer_peaks` | per screening, scene and viewer: peak intensity per emotion, the reactions shown (`reactions`) |
 | `pipeline_metrics` | worker health samples (ts, component, instance, metric, value) for the live dashboard |
 
 Scene timelines come from `moviemotion import-scenes --film FILM scenes.csv` (columns `scene_no,start,end,title,

@@ -154,6 +154,8 @@ def validate_dashboard(doc: dict, datasource_uid: str, refresh: str | None = Non
     for query in iter_queries(doc):
         used = {a or c for a, _fmt, c in _VARIABLE.findall(query.sql) if not (a or c).startswith("__")}
         problems += [f"{query.panel}: uses undefined variable ${name}" for name in sorted(used - names)]
+        unquoted = {a or c for a, fmt, c in _VARIABLE.findall(query.sql) if not (a or c).startswith("__") and fmt != "sqlstring"}
+        problems += [f"{query.panel}: puts ${name} into SQL unquoted (write ${{{name}:sqlstring}}, cast if numeric)" for name in sorted(unquoted)]
     return problems
 
 
@@ -184,12 +186,17 @@ def expand_macros(sql: str, time_range: TimeRange, variables: Mapping[str, str])
 
 
 def to_grafana_sql(query: NamedQuery, variables: tuple[str, ...]) -> str:
-    """A named query as panel SQL: params in `variables` become template variables, the rest their defaults."""
+    """A named query as panel SQL: params in `variables` become template variables, the rest their defaults.
+    A variable is always sent as a quoted SQL string (${name:sqlstring}); numeric ones are parsed by the store
+    (toFloat64 / toInt64), so whatever text a viewer puts in the URL can only fail to parse, never add SQL."""
 
     def replace(match: re.Match) -> str:
         name = match.group(1)
         if name in variables:
-            return f"${{{name}:sqlstring}}" if name in STRING_VARIABLES else f"${{{name}}}"
+            if name in STRING_VARIABLES:
+                return f"${{{name}:sqlstring}}"
+            cast = "toInt64" if isinstance(query.defaults.get(name), int) else "toFloat64"
+            return f"{cast}(${{{name}:sqlstring}})"
         if name not in query.defaults:
             raise KeyError(f"query {query.name!r}: parameter {name!r} has no default and is not a dashboard variable")
         return repr(query.defaults[name])

@@ -86,18 +86,17 @@ def query_cmd(settings, name, params, fmt, list_only):
 @click.command("report")
 @click.option("--screening", "screening_id", required=True, help="Screening to report on.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder (created).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="Intensity that counts as a reaction.")
-@click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True, help="Resonant moments per emotion.")
+@click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True, help="Resonant moments per reaction.")
 @click.pass_obj
-def report_cmd(settings, screening_id, out_dir: Path, threshold, top_k):
-    """Write timeline.png (stacked audience emotion over movie time, scenes, top moments) and timeline.csv,
-    scenes.csv, moments.csv for a screening."""
+def report_cmd(settings, screening_id, out_dir: Path, top_k):
+    """Write timeline.png (the audience's reactions over movie time, scenes, top moments, audience metrics and norms)
+    and timeline.csv, scenes.csv, moments.csv, metrics.csv, norms.csv for a screening."""
     with _client(settings) as client, click.progressbar(length=REPORT_STEPS, label=f"report {screening_id}") as bar:
         try:
-            files = build_report(client, screening_id, out_dir, threshold, top_k, on_step=lambda: bar.update(1))
+            files = build_report(client, screening_id, out_dir, top_k, on_step=lambda: bar.update(1))
         except (UnknownScreening, EmptyScreening) as exc:
             raise click.ClickException(str(exc).strip('"')) from None
-    for path in (files.png, files.timeline_csv, files.scenes_csv, files.moments_csv):
+    for path in (files.png, files.timeline_csv, files.scenes_csv, files.moments_csv, files.metrics_csv, files.norms_csv):
         click.echo(str(path))
 
 

@@ -2,7 +2,8 @@
 (2.16M viewer_seconds rows) in a fresh embedded chDB store, 60 scenes of 2 minutes.
 
 Data is generated inside ClickHouse (INSERT ... SELECT FROM numbers(); the materialized views fill
-audience_seconds as for real data): laughs every 4 minutes, a surprise every 10, noise elsewhere.
+audience_seconds as for real data): laughs every 4 minutes, a surprise every 10, noise elsewhere; `reaction`
+(and the raw `dominant`) is the emotion whose intensity reaches 0.3, else neutral.
 Each review query runs `--runs` times through the store's HTTP client; the table prints the median and the
 worst latency (target: under 1 s each).
 
@@ -37,6 +38,10 @@ REVIEW_QUERIES = {
     "attention_by_scene": {"screening": SCREENING},
     "laugh_durations": {"screening": SCREENING},
     "outlier_viewers": {"screening": SCREENING},
+    "audience_metrics": {"screening": SCREENING},
+    "scene_reaction_metrics": {"screening": SCREENING},
+    "scene_impact": {"screening": SCREENING},
+    "screening_norms": {"screening": SCREENING},
 }
 
 
@@ -51,11 +56,11 @@ def generate_sql(viewers: int, seconds: int) -> str:
     probabilities = ", ".join(f"toFloat32(if(dom = '{e}', 0.6, 0.4 / 7)) AS p_{e}" for e in EMOTIONS)
     return f"""
 INSERT INTO viewer_seconds (event_id, screening_id, theater_id, camera_id, seat_id, person_key, movie_second,
-    captured_us, captured_at, frames, visible, attending, baseline_ready, dominant, {columns},
+    captured_us, captured_at, frames, visible, attending, baseline_ready, dominant, reaction, {columns},
     intensity, valence, arousal, model_version)
 SELECT concat(pk, '|', toString(sec)), '{SCREENING}', 'theater-1', concat('cam-', toString(intDiv(p, 50))),
     concat('S', toString(p)), pk, sec, toUInt64(start + sec) * 1000000, toDateTime(start + sec), toUInt16(5),
-    toUInt8(1), toUInt8(r4 > 0.05), toUInt8(1), dom, {columns},
+    toUInt8(1), toUInt8(r4 > 0.05), toUInt8(1), dom, dom, {columns},
     greatest(i_happiness, i_surprise, i_sadness) AS intensity, i_happiness - i_sadness AS valence,
     greatest(i_happiness, i_surprise) AS arousal, 'bench'
 FROM (

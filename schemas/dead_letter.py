@@ -26,7 +26,7 @@ from schemas.errors import MAX_ID_CHARS, SchemaError
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = ("1", "2")
 MAX_ERROR_CHARS = 2000
-MAX_STRIPPED_ERROR_CHARS = 200
+MAX_STRIPPED_ERROR_CHARS = 160
 MAX_KEPT_KEY_BYTES = 3 * MAX_ID_CHARS + 2  # "screening|theater|seat" with ASCII ids of MAX_ID_CHARS each
 ORIGINAL, STRIPPED = "original", "stripped"
 _PREFIX = "dl-"

@@ -163,7 +163,7 @@ async def score_batch(events: list[faust.types.EventT]) -> ScoredBatch | None:
     loop = asyncio.get_running_loop()
     await ensure_faces_guard()
     events = await admitted_events(events, faces_offsets, faces_rewinder, app.consumer)
-    decoded, rejected = decode_batch([e.message.value for e in events], crop_size)
+    decoded, rejected = decode_batch([e.message.value for e in events], crop_size, [e.message.key for e in events])
     for bad in rejected:
         await to_dead_letters(events[bad.index], bad.reason, bad.error)
     if not decoded:

@@ -41,8 +41,11 @@ class ScoredBatch:
     model_version: str
 
 
-def decode_batch(values: Sequence[bytes], crop_size: int) -> tuple[list[tuple[int, FaceFrame]], list[Rejected]]:
-    """Decode raw messages; anything malformed, of an unknown version or of the wrong crop size is rejected."""
+def decode_batch(values: Sequence[bytes], crop_size: int,
+                 keys: Sequence[bytes | None] | None = None) -> tuple[list[tuple[int, FaceFrame]], list[Rejected]]:
+    """Decode raw messages; anything malformed, of an unknown version or of the wrong crop size is rejected, and so
+    is a frame whose Kafka key (when `keys` are given) is not its person key: the key names the viewer's state and
+    events, so arbitrary bytes there (a crop, say) would outlive the crop retention."""
     frames: list[tuple[int, FaceFrame]] = []
     rejected: list[Rejected] = []
     for index, value in enumerate(values):
@@ -55,6 +58,9 @@ def decode_batch(values: Sequence[bytes], crop_size: int) -> tuple[list[tuple[in
             continue
         if frame.crop.shape != (crop_size, crop_size):
             rejected.append(Rejected(index, "bad_shape", f"crop is {frame.crop.shape}, the model takes ({crop_size}, {crop_size})"))
+            continue
+        if keys is not None and keys[index] != frame.person_key.encode("utf-8"):
+            rejected.append(Rejected(index, "bad_value", f"the message key is not the frame's person key ({len(keys[index] or b'')} bytes)"))
             continue
         frames.append((index, frame))
     return frames, rejected

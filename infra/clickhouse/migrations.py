@@ -137,23 +137,70 @@ def purge_expired(client: ClickHouseClient, days: int, timeout: float = 60.0) ->
     wait_for_mutations(client, [EXPIRING_TABLE], timeout)
 
 
-def screening_tables(client: ClickHouseClient) -> list[str]:
-    """The MergeTree tables of the current database that have a screening_id column."""
+# Engines whose tables hold no rows of their own (a materialized view's rows are in its TO table or its
+# `.inner` table, which is listed as a table of its own).
+ROWLESS_ENGINES = ("View", "MaterializedView", "Null")
+
+
+class PurgeIncomplete(RuntimeError):
+    """Some tables with a screening_id column cannot be purged by ALTER ... DELETE (not MergeTree)."""
+
+    def __init__(self, screening_id: str, deleted: list[str], refused: dict[str, str]) -> None:
+        listed = ", ".join(f"{table} (engine {engine})" for table, engine in sorted(refused.items()))
+        super().__init__(f"screening {screening_id!r} deleted from {', '.join(deleted) or 'no tables'}, but NOT from "
+                         f"{listed}: ALTER DELETE needs a MergeTree table; delete those rows by hand or drop the table")
+        self.deleted = deleted
+        self.refused = refused
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _tables_with_columns(client: ClickHouseClient, *columns: str) -> dict[str, str]:
+    """{table: engine} of every table of the current database (any engine) that has all of `columns`."""
     rows = client.query(
-        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' "
-        "AND name IN (SELECT table FROM system.columns WHERE database = currentDatabase() AND name = 'screening_id') "
-        "ORDER BY name"
+        "SELECT name, engine FROM system.tables WHERE database = currentDatabase() AND name IN "
+        "(SELECT table FROM system.columns WHERE database = currentDatabase() AND name IN %(columns)s "
+        "GROUP BY table HAVING count() = %(n)s) ORDER BY name",
+        {"columns": tuple(columns), "n": len(columns)},
     )
-    return [row[0] for row in rows]
+    return {name: engine for name, engine in rows}
+
+
+def screening_tables(client: ClickHouseClient) -> list[str]:
+    """The MergeTree tables of the current database that have a screening_id column (those purge deletes from)."""
+    return [name for name, engine in _tables_with_columns(client, "screening_id").items() if engine.endswith("MergeTree")]
+
+
+def screening_person_keys(client: ClickHouseClient, screening_id: str) -> set[str]:
+    """The person keys of `screening_id` in every table with screening_id and person_key columns (views skipped)."""
+    keys: set[str] = set()
+    for table, engine in _tables_with_columns(client, "screening_id", "person_key").items():
+        if engine not in ROWLESS_ENGINES:
+            rows = client.query(f"SELECT DISTINCT person_key FROM {_quoted(table)} WHERE screening_id = %(s)s",
+                                {"s": screening_id})
+            keys.update(row[0] for row in rows)
+    return keys
 
 
 def purge_screening(client: ClickHouseClient, screening_id: str, timeout: float = 60.0) -> list[str]:
-    """Delete every row of `screening_id` from every table that has screening_id; return those tables."""
+    """Delete every row of `screening_id` from every table that has a screening_id column; return those tables.
+
+    Every table of the current database with that column counts, whatever its engine: MergeTree tables are
+    purged with ALTER ... DELETE (and waited for); views hold no rows; any other engine cannot be purged that
+    way, so after the others are done PurgeIncomplete names it (never a silent skip)."""
     if not screening_id:
         raise ValueError("screening_id must not be empty")
-    tables = screening_tables(client)
+    found = _tables_with_columns(client, "screening_id")
+    tables = [name for name, engine in found.items() if engine.endswith("MergeTree")]
+    refused = {name: engine for name, engine in found.items()
+               if not engine.endswith("MergeTree") and engine not in ROWLESS_ENGINES}
     for table in tables:
-        client.execute(f"ALTER TABLE {table} DELETE WHERE screening_id = %(screening_id)s", {"screening_id": screening_id})
+        client.execute(f"ALTER TABLE {_quoted(table)} DELETE WHERE screening_id = %(screening_id)s",
+                       {"screening_id": screening_id})
     if tables:
         wait_for_mutations(client, tables, timeout)
+    if refused:
+        raise PurgeIncomplete(screening_id, tables, refused)
     return tables

@@ -99,24 +99,106 @@ def migrate_command(settings: Settings) -> None:
 
 
 @click.command("purge")
-@click.option("--screening", "screening_id", default=None, help="Delete every row of this screening (all tables with screening_id).")
+@click.option("--screening", "screening_id", default=None,
+              help="Delete this screening: every ClickHouse table with screening_id, and its person states in Kafka.")
 @click.option("--expired", is_flag=True, help="Delete frame_scores older than --days (retention where the server has no TTL).")
 @click.option("--days", type=click.IntRange(min=0), default=30, show_default=True, help="Retention for --expired.")
+@click.option("--skip-kafka", is_flag=True,
+              help="--screening on ClickHouse only: the person-state changelog keeps the screening's states (said so).")
+@click.option("--processor-group", default=None,
+              help="The workers' consumer group, which names the changelog. Default: $MOVIEMOTION_PROCESSOR_GROUP or moviemotion-processor.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the deletes to finish.")
 @click.pass_obj
-def purge_command(settings: Settings, screening_id: str | None, expired: bool, days: int, timeout: float) -> None:
-    """Delete data: one screening (--screening ID) or expired raw scores (--expired [--days N])."""
-    from infra.clickhouse.migrations import EXPIRING_TABLE, purge_expired, purge_screening
+def purge_command(settings: Settings, screening_id: str | None, expired: bool, days: int, skip_kafka: bool,
+                  processor_group: str | None, timeout: float) -> None:
+    """Delete data: one screening (--screening ID) or expired raw scores (--expired [--days N]).
+
+    \b
+    --screening ID, in this order:
+      1. finds the screening's person keys (ClickHouse, and the person-state changelog read to its end);
+      2. deletes its rows from every ClickHouse table with a screening_id column (fails naming any table
+         that cannot be purged);
+      3. writes a tombstone for each of its keys in the person-state changelog
+         (<processor group>-person-states-changelog);
+      4. says what Kafka retention removes later (emotion-events, dead-letters and faces have no per-key delete).
+    Purge a screening after it ended: a worker still scoring it writes its states again.
+    """
+    from infra.clickhouse.migrations import EXPIRING_TABLE, PurgeIncomplete, purge_expired, purge_screening, screening_person_keys
 
     if (screening_id is not None) == expired:
         raise click.UsageError("give exactly one of --screening ID or --expired")
-    with _client(settings) as client:
-        if expired:
+    if expired:
+        with _client(settings) as client:
             purge_expired(client, days, timeout)
-            click.echo(f"deleted {EXPIRING_TABLE} rows older than {days} days")
-        else:
+        click.echo(f"deleted {EXPIRING_TABLE} rows older than {days} days")
+        return
+    if not screening_id.strip():
+        raise click.UsageError("--screening needs a screening id")
+    settings = settings.with_overrides(processor_group=processor_group)
+    with _client(settings) as client:
+        known_keys = screening_person_keys(client, screening_id)
+        scan = None if skip_kafka else _scan_person_states(settings, timeout)
+        try:
             tables = purge_screening(client, screening_id, timeout)
-            click.echo(f"deleted screening {screening_id!r} from {', '.join(tables) or 'no tables'}")
+        except PurgeIncomplete as exc:
+            raise click.ClickException(str(exc) + ("" if skip_kafka else "; Kafka untouched, run purge again after")) from None
+    click.echo(f"deleted screening {screening_id!r} from {', '.join(tables) or 'no tables'} (ClickHouse)")
+    if scan is None:
+        click.echo("person-state changelog NOT purged (--skip-kafka): the worker's states of this screening remain")
+        return
+    _purge_person_states(settings, scan, screening_id, known_keys, timeout)
+
+
+def _kafka_security(settings: Settings) -> dict:
+    from infra.kafka_security import SecurityConfigError, kafka_python_kwargs
+
+    try:
+        return kafka_python_kwargs(settings)
+    except SecurityConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _scan_person_states(settings: Settings, timeout: float):
+    """Read the person-state changelog to its end, before anything is deleted (an unreachable broker stops here)."""
+    from infra.kafka_broker import BrokerUnreachable
+    from infra.kafka_purge import scan_changelog
+    from infra.topics import person_state_changelog
+    from kafka.errors import KafkaError
+
+    topic = person_state_changelog(settings)
+    try:
+        return scan_changelog(settings.kafka_bootstrap, topic, min(timeout, 120.0), _kafka_security(settings))
+    except (BrokerUnreachable, KafkaError, TimeoutError) as exc:
+        raise click.ClickException(f"cannot read {topic} at {settings.kafka_bootstrap} ({exc}); nothing was deleted. "
+                                   "Start the broker, or pass --skip-kafka to purge ClickHouse only") from None
+
+
+def _purge_person_states(settings: Settings, scan, screening_id: str, known_keys: set[str], timeout: float) -> None:
+    """Tombstone the screening's keys in the changelog, then say what retention removes later."""
+    from datetime import datetime, timezone
+
+    from kafka.errors import KafkaError
+
+    from infra.kafka_purge import keys_to_tombstone, read_retention, retention_notes, tombstone
+
+    security = _kafka_security(settings)
+    topics = settings.topics
+    if scan.exists:
+        keys = keys_to_tombstone(scan, screening_id, known_keys)
+        try:
+            written = tombstone(settings.kafka_bootstrap, scan.topic, keys, min(timeout, 120.0), security)
+        except KafkaError as exc:
+            raise click.ClickException(f"ClickHouse purged, but tombstoning {scan.topic} failed ({exc}); "
+                                       "run purge again") from None
+        click.echo(f"tombstoned {len(keys)} person key(s) of {screening_id!r} in {scan.topic} ({written} record(s))")
+    else:
+        click.echo(f"no {scan.topic} topic: no person states to tombstone")
+    names = [topics.emotion_events, topics.dead_letters, topics.faces, scan.topic]
+    retention = read_retention(settings.kafka_bootstrap, names, 15.0, security)
+    click.echo("Kafka removes the rest later:")
+    for note in retention_notes(retention, topics.faces, topics.emotion_events, topics.dead_letters, scan.topic,
+                                datetime.now(timezone.utc)):
+        click.echo(f"  - {note}")
 
 
 def register(group: click.Group) -> None:

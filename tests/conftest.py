@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 pytest_plugins = [
     name
-    for name in ("tests.fixtures.kafka", "tests.fixtures.clickhouse", "tests.fixtures.sample", "tests.fixtures.engine_faces")
+    for name in ("tests.fixtures.kafka", "tests.fixtures.clickhouse", "tests.fixtures.sample", "tests.fixtures.engine_faces",
+                 "tests.fixtures.yale")
     if importlib.util.find_spec(name) is not None
 ]

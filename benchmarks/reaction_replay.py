@@ -1,12 +1,12 @@
 """Replay stored frame scores through the per-person state under several reaction settings, and print how each
 setting's `reaction` (and the raw `dominant`) agrees with a screening's script.
 
-    python -m benchmarks.reaction_replay --frames frame_scores.csv --ground-truth ground_truth.csv \\
+    python -m benchmarks.reaction_replay --screening ID --ground-truth ground_truth.csv \\
         --threshold 0.06 0.08 0.10 0.12 --onset-seconds 1 2
 
-`--frames`: the screening's `frame_scores` rows as CSV with a header (e.g. `moviemotion sql "SELECT * FROM
-frame_scores WHERE screening_id = '...'" --format csv`); `--ground-truth`: the generator's CSV (seat_id, second,
-emotion, visible, and `reaction`, the expected reaction, where the script has one). This is how the reaction
+`--screening`: read that screening's `frame_scores` from the configured store (MOVIEMOTION_* settings, as the CLI);
+or `--frames`: the same rows as a CSV file with a header row. `--ground-truth`: the generator's CSV (seat_id, second,
+emotion, visible, and `reaction`, the expected reaction). This is how the reaction
 threshold is calibrated (docs/emotion-metrics.md) and how it is re-checked when a new model ships: the model's
 probabilities are replayed, not re-scored, so a grid of settings takes seconds.
 """
@@ -38,15 +38,29 @@ class Figures:
 
 
 def read_frames(path: Path) -> dict[str, list[ScoredFrame]]:
-    frames: dict[str, list[ScoredFrame]] = defaultdict(list)
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            probs = np.array([float(row[f"p_{e}"]) for e in EMOTIONS])
-            frames[row["person_key"]].append(ScoredFrame(
-                person_key=row["person_key"], movie_ts=float(row["movie_ts"]), captured_us=int(row["captured_us"]),
-                probs=probs / probs.sum(), yaw_deg=float(row["yaw"]), pitch_deg=float(row["pitch"]),
-                screening_id=row["screening_id"], theater_id=row["theater_id"], camera_id=row["camera_id"],
-                seat_id=row["seat_id"], model_version=row["model_version"]))
+        return frames_by_person(csv.DictReader(f))
+
+
+def stored_frames(screening_id: str) -> dict[str, list[ScoredFrame]]:
+    from infra.clickhouse.client import connect
+    from moviemotion.settings import load_settings
+
+    with connect(load_settings()) as client:
+        columns = [name for name, *_ in client.query("DESCRIBE TABLE frame_scores")]
+        rows = client.query("SELECT * FROM frame_scores WHERE screening_id = %(s)s", {"s": screening_id})
+    return frames_by_person(dict(zip(columns, row)) for row in rows)
+
+
+def frames_by_person(rows) -> dict[str, list[ScoredFrame]]:
+    frames: dict[str, list[ScoredFrame]] = defaultdict(list)
+    for row in rows:
+        probs = np.array([float(row[f"p_{e}"]) for e in EMOTIONS])
+        frames[row["person_key"]].append(ScoredFrame(
+            person_key=row["person_key"], movie_ts=float(row["movie_ts"]), captured_us=int(row["captured_us"]),
+            probs=probs / probs.sum(), yaw_deg=float(row["yaw"]), pitch_deg=float(row["pitch"]),
+            screening_id=row["screening_id"], theater_id=row["theater_id"], camera_id=row["camera_id"],
+            seat_id=row["seat_id"], model_version=row["model_version"]))
     for person in frames.values():
         person.sort(key=lambda frame: frame.movie_ts)
     return frames
@@ -77,7 +91,9 @@ def figures(segments: list[Segment], labels: dict[tuple[str, int], tuple[str, st
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--screening", help="read this screening's frame_scores from the store")
+    source.add_argument("--frames", type=Path, help="frame_scores rows as CSV with a header row")
     p.add_argument("--ground-truth", type=Path, required=True)
     p.add_argument("--threshold", type=float, nargs="+", default=[StateConfig.reaction_threshold])
     p.add_argument("--margin", type=float, nargs="+", default=[StateConfig.reaction_margin])
@@ -85,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--release", type=float, nargs="+", default=[StateConfig.reaction_release])
     args = p.parse_args(argv)
 
-    frames = read_frames(args.frames)
+    frames = stored_frames(args.screening) if args.screening else read_frames(args.frames)
     segments = read_segments(args.ground_truth, label="reaction")
     base = StateConfig()
     print(f"{sum(map(len, frames.values()))} frames of {len(frames)} viewers; {len(segments)} scripted segments "

@@ -2,7 +2,8 @@
 
 `PersonState.update(frame)` smooths the frame, measures it against the viewer's baseline and
 accumulates it into the open second (a viewer absent longer than `recalibrate_after_gap_s` is
-calibrated again); each closed second gets its reaction (stream_processors/reaction.py). It returns
+calibrated again); each closed second gets its reaction (stream_processors/reaction.py), judged on the
+mean of the second's own frames against the baseline. It returns
 the summaries that the frame completed: the open second plus a not-visible summary for each second the viewer was missing in between (at most
 `max_gap_seconds`). `flush()` closes the open second. Frames at or before the last accepted frame,
 or inside an already emitted second, are dropped and counted. All state round-trips through
@@ -194,7 +195,7 @@ class PersonState:
             probs=acc.probs_sum / acc.frames,
             smoothed=acc.smoothed,
             dominant=EMOTIONS[int(np.argmax(acc.smoothed))],
-            reaction=self._reaction.update(emotion_excess(acc.smoothed, acc.baseline), acc.baseline_ready),
+            reaction=self._reaction.update(emotion_excess(acc.probs_sum / acc.frames, acc.baseline), acc.baseline_ready),
             intensities=intensities,
             intensity=overall_intensity(intensities),
             valence=valence,

@@ -82,3 +82,12 @@ def test_screening_shorter_than_the_calibration_window():
     assert not any(s.baseline_ready for s in summaries)
     assert reactions(summaries, 0, 3) == ["neutral"] * 3
     assert reactions(summaries, 4, 6) == ["happiness"] * 2
+
+
+def test_a_reaction_ends_with_the_expression():
+    """The reaction is judged on the second's own frames: the first neutral second after a laugh is no reaction (the
+    smoother, which carries about a third of the previous second, kept it for two more seconds)."""
+    rng = np.random.default_rng(5)
+    summaries = run(PersonState(CONFIG), script([("neutral", 12), ("happiness", 5), ("neutral", 5)], rng))
+    assert reactions(summaries, 12, 17) == ["happiness"] * 5
+    assert reactions(summaries, 17, 22) == ["neutral"] * 5

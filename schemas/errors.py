@@ -30,6 +30,9 @@ class SchemaError(ValueError):
 
 MAX_ID_CHARS = 128
 MAX_FUTURE_US = 24 * 3600 * 1_000_000  # timestamps more than a day ahead are rejected
+# Capture times before 2020-01-01 UTC are rejected: no camera of this product ran before, and a clock at the epoch
+# (1970) is a camera host without time sync whose frames would expire from frame_scores at once.
+MIN_CAPTURED_US = 1_577_836_800 * 1_000_000
 
 
 def check_id(name: str, value: object) -> str:
@@ -59,8 +62,10 @@ def check_float(name: str, value: object, low: float = -math.inf, high: float = 
 
 
 def check_captured_us(value: object, now_us: int | None = None) -> int:
-    """UTC microseconds since the epoch, positive and not more than a day in the future."""
+    """UTC microseconds since the epoch, from 2020-01-01 and not more than a day in the future."""
     captured = check_int("captured_us", value, minimum=1)
+    if captured < MIN_CAPTURED_US:
+        raise SchemaError("bad_value", f"captured_us {captured} is before 2020-01-01 (is the camera host's clock set?)")
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     if captured > now_us + MAX_FUTURE_US:
         raise SchemaError("bad_value", f"captured_us {captured} is more than a day in the future")

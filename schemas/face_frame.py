@@ -20,6 +20,10 @@ MAX_CROP_SIDE = 512
 # landmarks x10 (float32), detection_score, yaw_deg, pitch_deg, byte lengths of the 4 ids.
 HEADER = struct.Struct("<4sBqqqdHH4d10fddd4H")
 _PREFIX = len(MAGIC) + 1
+MAX_TRACK_ID = 2**32 - 1  # frame_scores.track_id is UInt32
+# The longest movie time a frame may claim: 6 hours, past any film plus its pre-show. A frame claiming more (a
+# corrupt or hostile clock) is dead-lettered rather than opening a viewer-second years into the screening.
+MAX_MOVIE_S = 6 * 3600.0
 
 
 def person_key_of(screening_id: str, theater_id: str, seat_id: str) -> str:
@@ -54,9 +58,11 @@ class FaceFrame:
             check_id(name, getattr(self, name))
         set_ = object.__setattr__
         set_(self, "track_id", check_int("track_id", self.track_id))
+        if self.track_id > MAX_TRACK_ID:
+            raise SchemaError("bad_value", f"track_id must be <= {MAX_TRACK_ID}, got {self.track_id}")
         set_(self, "frame_id", check_int("frame_id", self.frame_id))
         set_(self, "captured_us", check_captured_us(self.captured_us))
-        set_(self, "movie_ts", check_float("movie_ts", self.movie_ts, low=0.0))
+        set_(self, "movie_ts", check_float("movie_ts", self.movie_ts, low=0.0, high=MAX_MOVIE_S))
         set_(self, "crop", _checked_crop(self.crop))
         set_(self, "bbox", _checked_bbox(self.bbox))
         set_(self, "landmarks", _checked_landmarks(self.landmarks))

@@ -40,6 +40,11 @@ class StateConfig:
     max_yaw_deg: float = 30.0  # |yaw| above this = not attending
     max_pitch_deg: float = 25.0  # |pitch| above this = not attending
     max_gap_seconds: int = 30  # most not-visible seconds emitted for one gap in a person's frames
+    # A frame more than max_jump_s of movie time after the viewer's last one is believed only when the next
+    # jump_confirm_frames - 1 frames jump with it; a lone frame with a wild clock is dropped, not allowed to
+    # close every later second of the viewer's timeline.
+    max_jump_s: float = 300.0
+    jump_confirm_frames: int = 3
     # Reactions (stream_processors/reaction.py; calibrated in docs/emotion-metrics.md):
     reaction_threshold: float = 0.10  # onset: the leading non-neutral probability above the viewer's own baseline
     reaction_margin: float = 0.02  # onset: its lead over the runner-up emotion
@@ -50,7 +55,7 @@ class StateConfig:
     def __post_init__(self) -> None:
         positive = ("second_s", "smoothing_tau_s", "smoothing_reset_gap_s", "calibration_s",
                     "baseline_tau_s", "baseline_max_step_s", "max_yaw_deg", "max_pitch_deg",
-                    "calibration_patience_s", "recalibrate_after_gap_s")
+                    "calibration_patience_s", "recalibrate_after_gap_s", "max_jump_s")
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -67,6 +72,8 @@ class StateConfig:
                 raise ValueError(f"StateConfig.{name} must be in (0, 1], got {getattr(self, name)!r}")
         if not 0 < self.reaction_release <= 1:
             raise ValueError(f"StateConfig.reaction_release must be in (0, 1], got {self.reaction_release!r}")
+        if self.jump_confirm_frames < 1:
+            raise ValueError("StateConfig.jump_confirm_frames must be >= 1")
         if self.reaction_onset_seconds < 1:
             raise ValueError("StateConfig.reaction_onset_seconds must be >= 1")
         if self.calibration_segment is not None:

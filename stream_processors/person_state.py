@@ -6,7 +6,8 @@ calibrated again); each closed second gets its reaction (stream_processors/react
 mean of the second's own frames against the baseline. It returns
 the summaries that the frame completed: the open second plus a not-visible summary for each second the viewer was missing in between (at most
 `max_gap_seconds`). `flush()` closes the open second. Frames at or before the last accepted frame,
-or inside an already emitted second, are dropped and counted. All state round-trips through
+or inside an already emitted second, are dropped and counted; so is a frame that jumps more than
+`max_jump_s` ahead until `jump_confirm_frames` frames in a row have jumped with it. All state round-trips through
 JSON-safe dicts (`to_dict` / `from_dict`) for the Faust table.
 """
 from __future__ import annotations
@@ -128,6 +129,7 @@ class PersonState:
         self._last_captured_us: int | None = None
         self._last_emitted: int | None = None
         self._dropped = 0
+        self._jumped = 0  # frames in a row so far that jumped more than max_jump_s ahead
 
     @property
     def dropped_frames(self) -> int:
@@ -144,7 +146,7 @@ class PersonState:
             owner = self._ids["person_key"]
             raise ValueError(f"frame for person {frame.person_key!r} fed to the state of {owner!r}")
         second = math.floor(frame.movie_ts / self._config.second_s)
-        if self._is_stale(frame.movie_ts, second):
+        if self._is_stale(frame.movie_ts, second) or self._is_unconfirmed_jump(frame.movie_ts):
             self._dropped += 1
             return []
         emitted: list[SecondSummary] = []
@@ -168,6 +170,16 @@ class PersonState:
         late_frame = self._last_ts is not None and movie_ts <= self._last_ts
         late_second = self._last_emitted is not None and second <= self._last_emitted
         return late_frame or late_second
+
+    def _is_unconfirmed_jump(self, movie_ts: float) -> bool:
+        if self._last_ts is None or movie_ts - self._last_ts <= self._config.max_jump_s:
+            self._jumped = 0
+            return False
+        self._jumped += 1
+        if self._jumped < self._config.jump_confirm_frames:
+            return True
+        self._jumped = 0
+        return False
 
     def _add(self, frame: ScoredFrame, smoothed: np.ndarray, baseline: np.ndarray) -> None:
         acc = self._open
@@ -237,6 +249,7 @@ class PersonState:
             "last_captured_us": self._last_captured_us,
             "last_emitted": self._last_emitted,
             "dropped": self._dropped,
+            "jumped": self._jumped,
         }
 
     @classmethod
@@ -251,4 +264,5 @@ class PersonState:
         state._last_captured_us = data["last_captured_us"]
         state._last_emitted = data["last_emitted"]
         state._dropped = int(data["dropped"])
+        state._jumped = int(data.get("jumped", 0))
         return state

@@ -199,3 +199,26 @@ def test_bad_frames_fail_with_one_clear_error(probs, movie_ts, message):
 def test_bad_config_fails_with_one_clear_error(changes, field_name):
     with pytest.raises(ValueError, match=field_name):
         StateConfig(**changes)
+
+
+def test_one_frame_with_a_wild_movie_time_does_not_erase_the_timeline():
+    """A frame claiming a movie time hours ahead (a corrupt or hostile clock) used to open that second and make every
+    later, normal frame of the viewer stale: no more per-second events. It is dropped unless frames keep jumping."""
+    rng = np.random.default_rng(7)
+    state = PersonState(StateConfig())
+    frames = script([("neutral", 10)], rng)
+    wild = scored(5 * 3600.0, expression("happiness", 0.9))
+    summaries = run(state, frames[:25] + [wild] + frames[25:]) + state.flush()
+    assert [s.movie_second for s in summaries] == list(range(10))
+    assert state.dropped_frames == 1
+
+
+def test_a_confirmed_jump_is_followed():
+    """A viewer whose frames really jump ahead (a long absence, a skipped reel) is followed after jump_confirm_frames
+    frames; the frames before confirmation are dropped and counted."""
+    rng = np.random.default_rng(8)
+    state = PersonState(StateConfig(max_jump_s=300.0, jump_confirm_frames=3))
+    later = script([("neutral", 3)], rng, start_s=1000.0)
+    summaries = run(state, script([("neutral", 3)], rng) + later) + state.flush()
+    assert [s.movie_second for s in summaries if s.visible] == [0, 1, 2, 1000, 1001, 1002]
+    assert state.dropped_frames == 2

@@ -75,8 +75,8 @@ def reason_of(call, *args) -> str:
 # --- FaceFrame ------------------------------------------------------------------------------------
 
 @settings(max_examples=60, deadline=None)
-@given(screening=ids, theater=ids, camera=ids, seat=ids, track=st.integers(0, 2**63 - 1),
-       frame_id=st.integers(0, 2**63 - 1), movie_ts=st.floats(0, 1e6), height=st.integers(1, 512),
+@given(screening=ids, theater=ids, camera=ids, seat=ids, track=st.integers(0, 2**32 - 1),
+       frame_id=st.integers(0, 2**63 - 1), movie_ts=st.floats(0, 6 * 3600), height=st.integers(1, 512),
        width=st.integers(1, 512), yaw=st.one_of(st.just(math.nan), st.floats(-180, 180)), seed=st.integers(0, 99))
 def test_face_frame_round_trip(screening, theater, camera, seat, track, frame_id, movie_ts, height, width, yaw, seed):
     crop = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
@@ -142,6 +142,9 @@ def test_corrupted_bytes_decode_or_raise_schema_error(position, value):
         (lambda d: patched(d, track_id=-1), "bad_value"),
         (lambda d: patched(d, captured_us=NOW_US + 2 * DAY_US), "bad_value"),
         (lambda d: patched(d, captured_us=0), "bad_value"),
+        (lambda d: patched(d, captured_us=86_400_000_000), "bad_value"),  # 1970-01-02: a host without clock sync
+        (lambda d: patched(d, track_id=2**40), "bad_value"),  # frame_scores.track_id is UInt32
+        (lambda d: patched(d, movie_ts=1e9), "bad_value"),  # 30 years into the screening
         (lambda d: patched(d, movie_ts=math.nan), "bad_value"),
         (lambda d: patched(d, movie_ts=-1.0), "bad_value"),
         (lambda d: patched(d, bbox_w=math.inf), "bad_value"),
@@ -150,7 +153,7 @@ def test_corrupted_bytes_decode_or_raise_schema_error(position, value):
         (lambda d: patched(d, yaw=math.inf), "bad_value"),
     ],
     ids=["magic", "version", "zero-height", "too-wide", "short-shape", "long-shape", "negative-track",
-         "future", "epoch-zero", "nan-movie-ts", "negative-movie-ts", "inf-bbox", "nan-landmark",
+         "future", "epoch-zero", "1970", "track-2^40", "movie-ts-30-years", "nan-movie-ts", "negative-movie-ts", "inf-bbox", "nan-landmark",
          "score>1", "inf-yaw"],
 )
 def test_malformed_face_frames(mutate, reason):

@@ -13,7 +13,9 @@ Broker side (local broker in secure mode, see `KafkaBroker(security=...)`):
     KRaft cannot use SCRAM there), StandardAuthorizer with deny-by-default and the admin as the only super user,
     and the `--add-scram` storage-format argument that creates the admin before the first start;
   - `create_scram_users`: further SCRAM users through the admin API;
-  - `camera_acls` / `processor_acls` + `apply_acls`: the least-privilege ACLs of each role.
+  - `camera_acls` / `processor_acls` + `apply_acls`: the least-privilege ACLs of each role; `ROLE_ACLS` names the
+    roles (`admin` is the super user, `camera` and `processor` get ACLs) and `provision_roles` creates their users and
+    ACLs: the one definition shared by the secure local stack and the compose deployment (infra/secure_broker.py).
 """
 from __future__ import annotations
 
@@ -355,6 +357,30 @@ def processor_acls(settings, principal: str) -> list[ACL]:
                 prefixed),
         *_allow(principal, group, own, (read, describe), prefixed),
     ]
+
+
+# The deployment's Kafka accounts: `admin` is the only super user (server.properties `super.users`); every other
+# role gets exactly the ACLs its function builds. The secure local stack and the compose file's `init` both create
+# these through `provision_roles`; tests/test_deployment_files.py checks the compose file names the same roles.
+ADMIN_ROLE, CAMERA_ROLE, PROCESSOR_ROLE = "admin", "camera", "processor"
+ROLE_ACLS = {CAMERA_ROLE: camera_acls, PROCESSOR_ROLE: processor_acls}
+
+
+def role_acls(settings, users: Iterable[ScramUser]) -> list[ACL]:
+    """The ACLs of each user, by role: a user named after a role in ROLE_ACLS gets that role's ACLs."""
+    acls: list[ACL] = []
+    for user in users:
+        if user.name not in ROLE_ACLS:
+            raise SecurityConfigError(f"Kafka user {user.name!r} has no role; roles: {sorted(ROLE_ACLS)}")
+        acls += ROLE_ACLS[user.name](settings, user.principal)
+    return acls
+
+
+def provision_roles(admin, settings, users: Iterable[ScramUser], mechanism: str = DEFAULT_MECHANISM) -> None:
+    """Create (or update) the SCRAM users and their role ACLs through a connected super-user KafkaAdminClient."""
+    users = list(users)
+    create_scram_users(admin, users, mechanism)
+    apply_acls(admin, role_acls(settings, users))
 
 
 def apply_acls(admin, acls: list[ACL]) -> None:

@@ -157,15 +157,30 @@ def test_purge_screening_deletes_from_every_table(clickhouse):
     assert counts(clickhouse, "scr-keep") == before and all(before.values())
 
 
-def test_purge_expired_keeps_recent_frames(clickhouse):
+def test_purge_expired_keeps_recently_stored_frames(clickhouse):
+    """Expiry counts from storing (inserted_at), not capture: frames stored 40 days ago go, frames of a recording
+    captured 40 days ago but stored 2 days ago stay."""
     rng = np.random.default_rng(5)
     old = frame_rows(rng, "scr-old", people=1, frames=4, captured=NOW - timedelta(days=40))
-    recent = frame_rows(rng, "scr-new", people=1, frames=4, captured=NOW - timedelta(days=2))
-    clickhouse.insert("frame_scores", old + recent)
+    for row in old:
+        row["inserted_at"] = NOW - timedelta(days=40)
+    late = frame_rows(rng, "scr-late", people=1, frames=4, captured=NOW - timedelta(days=40))
+    for row in late:
+        row["inserted_at"] = NOW - timedelta(days=2)
+    clickhouse.insert("frame_scores", old + late)
 
     purge_expired(clickhouse, days=30)
 
-    assert clickhouse.query("SELECT screening_id, count() FROM frame_scores GROUP BY screening_id") == [("scr-new", len(recent))]
+    assert clickhouse.query("SELECT screening_id, count() FROM frame_scores GROUP BY screening_id") == [("scr-late", len(late))]
+
+
+def test_frames_of_an_old_recording_processed_today_are_kept(clickhouse):
+    """A screening recorded 11 months ago and processed today: its frame scores survive the TTL merge (the TTL
+    counted from capture and deleted every row at once)."""
+    rows = frame_rows(np.random.default_rng(9), "scr-replay", people=2, frames=5, captured=NOW - timedelta(days=330))
+    clickhouse.insert("frame_scores", rows)
+    clickhouse.execute("OPTIMIZE TABLE frame_scores FINAL")
+    assert clickhouse.query("SELECT count() FROM frame_scores WHERE screening_id = 'scr-replay'") == [(len(rows),)]
 
 
 def test_insert_rejects_rows_with_different_columns(clickhouse):

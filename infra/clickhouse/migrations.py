@@ -130,10 +130,11 @@ def wait_for_mutations(client: ClickHouseClient, tables: list[str], timeout: flo
 
 
 def purge_expired(client: ClickHouseClient, days: int, timeout: float = 60.0) -> None:
-    """Delete frame_scores rows captured more than `days` days ago (for servers without TTL, or sooner)."""
+    """Delete frame_scores rows stored more than `days` days ago (for servers without TTL, or sooner): the TTL's rule
+    (migration 0005), which counts from storing, not capture, so a recording processed late keeps its rows."""
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
-    client.execute(f"ALTER TABLE {EXPIRING_TABLE} DELETE WHERE captured_at < now() - INTERVAL %(days)s DAY", {"days": int(days)})
+    client.execute(f"ALTER TABLE {EXPIRING_TABLE} DELETE WHERE inserted_at < now() - INTERVAL %(days)s DAY", {"days": int(days)})
     wait_for_mutations(client, [EXPIRING_TABLE], timeout)
 
 

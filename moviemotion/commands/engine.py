@@ -36,24 +36,47 @@ MODEL_OPTION = click.option(
     show_default=True,
     help="TensorRT precision (ignored by ONNX Runtime).",
 )
-def serve_command(model_path: Path, host: str, port: int, backend: str, threads: int, precision: str) -> None:
+@click.option("--max-megapixels", type=click.FloatRange(min=0.01), default=25.0, show_default=True,
+              help="Pixel budget per request, read from the image header before decoding (JSON crops: all together); "
+                   "over it -> 413.")
+@click.option("--detect-max-side", type=click.IntRange(min=64), default=1920, show_default=True,
+              help="Images are downscaled to this longer side for face detection (faces are cropped from the full image).")
+@click.option("--max-connections", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Connections served at once (one thread each); more wait until one is free.")
+@click.option("--max-inflight", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Requests decoding and scoring at once; one that finds no free slot by its deadline gets 503 + Retry-After.")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds for a request's headers and body to arrive in full (else 408) and to get a scoring slot.")
+def serve_command(model_path: Path, host: str, port: int, backend: str, threads: int, precision: str,
+                  max_megapixels: float, detect_max_side: int, max_connections: int, max_inflight: int,
+                  request_timeout: float) -> None:
     """Serve the emotion model over HTTP.
 
     \b
     GET  /healthz                     liveness
     GET  /v1/model                    model metadata and backend
-    POST /v1/faces:detect-and-score   JPEG/PNG image -> faces with emotions
+    POST /v1/faces:detect-and-score   PNG/JPEG/BMP/WebP image -> faces with emotions
     POST /v1/crops:score              .npy uint8 (N,S,S) or JSON {"crops": [base64 PNG]}
+
+    Hostile input is bounded: image size (header read before decoding), connections, concurrent
+    scoring and the time a request may take to arrive (see the options).
     """
     from engines.model_meta import ModelError
     from engines.select import EngineUnavailable, load_engine
-    from engines.serve import ScoringServer, ScoringService
+    from engines.serve import ScoringServer, ScoringService, ServeLimits
 
+    limits = ServeLimits(max_pixels=int(max_megapixels * 1_000_000), detect_max_side=detect_max_side,
+                         max_connections=max_connections, max_inflight=max_inflight,
+                         request_timeout_s=request_timeout)
     try:
         engine = load_engine(backend, model_path, threads=threads, precision=precision)
     except (ModelError, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
-    server = ScoringServer(ScoringService(engine), host, port)
+    try:
+        server = ScoringServer(ScoringService(engine, detect_max_side=limits.detect_max_side), host, port, limits)
+    except OSError as exc:
+        engine.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"serving {engine.model_version} on {engine.backend} at {server.url} (Ctrl-C stops)")
     try:
         server.serve_forever()

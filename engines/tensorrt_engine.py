@@ -1,9 +1,13 @@
 """The TensorRT engine (TensorRT 10+ Python API, NVIDIA cuda-python for memory and streams).
 
 Builds a serialized engine from the same ONNX model file (explicit batch, one optimization
-profile min 1 / opt 64 / max 256, FP16, or INT8 calibrated with an entropy calibrator on FER+
-PublicTest faces), caches the plan keyed by model sha256 + TensorRT version + GPU name, and runs
-with page-locked host buffers and async copies on one CUDA stream.
+profile min 1 / opt 64 / max 256) in FP32, FP16, or INT8 by explicit quantization: a strongly typed
+network from a Q/DQ ONNX file, either given or made from the float file by `engines.quantize`
+(symmetric int8, calibrated on the first 512 FER+ PublicTest faces). Implicit calibration
+(`IInt8EntropyCalibrator2`) is deprecated since TensorRT 10.1 and is not used. The plan is cached keyed
+by model sha256 + precision + TensorRT version + GPU name; inference uses page-locked host buffers
+and async copies on one CUDA stream. A QOperator INT8 file (ONNX Runtime's) is refused: TensorRT
+cannot parse QLinearConv.
 
 `tensorrt` and `cuda` are imported lazily, so this module imports (and `unavailable_reason`
 answers) on machines without them; `engines.select` falls back to ONNX Runtime there.
@@ -25,8 +29,6 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 PROFILE_MIN, PROFILE_OPT, PROFILE_MAX = 1, 64, 256
-CALIBRATION_FACES = 2048
-CALIBRATION_BATCH = 64
 FER_CACHE = Path(__file__).resolve().parents[1] / ".cache"
 WORKSPACE_BYTES = 1 << 30
 
@@ -113,58 +115,100 @@ class PinnedArray:
         cuda_call(cudart.cudaFreeHost(self.host_ptr))
 
 
-def calibration_faces(metadata: ModelMetadata, count: int = CALIBRATION_FACES) -> np.ndarray:
-    """FER+ PublicTest faces at the model's input size, uint8 (N, S, S) (aligned cache or raw)."""
-    from engines.ferplus import load_splits
+def model_kind(model_path: Path) -> str:
+    """"float", "qdq" (QuantizeLinear/DequantizeLinear: explicit quantization) or "qoperator" (ONNX Runtime's
+    QLinearConv & co., which TensorRT cannot parse)."""
+    from engines.quantize import QOPERATOR_OPS, is_qdq, op_counts
 
-    return load_splits(FER_CACHE, size=metadata.input_size)["PublicTest"].pixels[:count]
+    if set(op_counts(model_path)) & QOPERATOR_OPS:
+        return "qoperator"
+    return "qdq" if is_qdq(model_path) else "float"
 
 
-def make_calibrator(faces: np.ndarray, metadata: ModelMetadata, cache_file: Path):
-    """An `IInt8EntropyCalibrator2` feeding `faces` in batches of CALIBRATION_BATCH."""
-    import tensorrt as trt
+def default_precision(model_path: Path) -> str:
+    """int8 for a Q/DQ file (its precision is in the graph), fp16 for a float one."""
+    return "int8" if model_kind(Path(model_path)) == "qdq" else "fp16"
 
-    class FerCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            size = metadata.input_size
-            self.buffer = PinnedArray((CALIBRATION_BATCH, 1, size, size))
-            self.stream = cuda_call(_cudart().cudaStreamCreate())
-            self.next = 0
 
-        def get_batch_size(self) -> int:
-            return CALIBRATION_BATCH
+def check_source(model_path: Path, precision: str) -> str:
+    """What TensorRT builds `model_path` at `precision` from: "float" (FP32/FP16 builder flags), "qdq" (the file is
+    already Q/DQ) or "quantize" (float file at int8: a Q/DQ copy is made first). ModelError / ValueError if it
+    cannot: a QOperator file, or a Q/DQ file asked for fp32/fp16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    kind = model_kind(model_path)
+    if kind == "qoperator":
+        raise ModelError(
+            f"{model_path}: an ONNX Runtime QOperator INT8 model (QLinearConv) cannot run on TensorRT; "
+            "give TensorRT the float model with precision int8 (or a Q/DQ file from `python -m engines.quantize --format qdq-tensorrt`)"
+        )
+    if kind == "qdq":
+        if precision != "int8":
+            raise ValueError(f"{model_path} is a Q/DQ (INT8) model: it builds only at precision int8, not {precision}")
+        check_tensorrt_qdq(model_path)
+        return "qdq"
+    return "quantize" if precision == "int8" else "float"
 
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if self.next + CALIBRATION_BATCH > len(faces):
-                return None
-            chunk = faces[self.next : self.next + CALIBRATION_BATCH]
-            self.next += CALIBRATION_BATCH
-            scale_input(chunk, metadata.input_scale, out=self.buffer.host)
-            self.buffer.to_device(self.buffer.nbytes, self.stream)
-            cuda_call(_cudart().cudaStreamSynchronize(self.stream))
-            return [int(self.buffer.device_ptr)]
 
-        def read_calibration_cache(self) -> bytes | None:
-            return cache_file.read_bytes() if cache_file.is_file() else None
+def check_tensorrt_qdq(model_path: Path) -> None:
+    """ModelError unless every Q/DQ pair is int8 with zero point 0 (TensorRT quantizes symmetrically only)."""
+    import onnx
+    from onnx import numpy_helper
 
-        def write_calibration_cache(self, cache) -> None:
-            cache_file.write_bytes(bytes(cache))
+    model = onnx.load(str(model_path), load_external_data=False)
+    constants = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        zero_point = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zero_point is None:
+            continue
+        values = numpy_helper.to_array(zero_point)
+        if values.dtype != np.int8 or values.any():
+            raise ModelError(
+                f"{model_path}: {node.op_type} {node.name!r} has a {values.dtype} zero point "
+                f"{'!= 0' if values.any() else ''}; TensorRT needs symmetric int8 Q/DQ "
+                "(`python -m engines.quantize --format qdq-tensorrt`)"
+            )
 
-        def free(self) -> None:
-            self.buffer.free()
-            cuda_call(_cudart().cudaStreamDestroy(self.stream))
 
-    return FerCalibrator()
+def qdq_model(model_path: Path, cache_dir: Path) -> Path:
+    """A Q/DQ (TensorRT recipe) copy of the float model, calibrated as the shipped INT8 file is (the first
+    CALIBRATION_FACES FER+ PublicTest faces), kept in the plan cache by the float file's hash."""
+    from engines.quantize import CALIBRATION_FACES, calibration_faces, quantize_model
+
+    out = Path(cache_dir) / f"{file_sha256(model_path)[:16]}-qdq-tensorrt.onnx"
+    if out.is_file():
+        return out
+    try:
+        faces = calibration_faces(FER_CACHE, CALIBRATION_FACES)
+    except FileNotFoundError as exc:
+        raise ModelError(
+            f"TensorRT INT8 needs a Q/DQ model: none given and no FER+ faces to calibrate one ({exc}); make one with "
+            "`python -m engines.quantize --format qdq-tensorrt --out FILE` and load that file"
+        ) from None
+    tmp = out.with_suffix(".tmp.onnx")
+    quantize_model(model_path, tmp, faces, "qdq-tensorrt")
+    tmp.replace(out)
+    return out
 
 
 def build_plan(model_path: Path, metadata: ModelMetadata, precision: str, cache_dir: Path) -> bytes:
-    """Parse the ONNX file and build a serialized engine for batch sizes 1..PROFILE_MAX."""
+    """Parse the ONNX file and build a serialized engine for batch sizes 1..PROFILE_MAX.
+
+    fp32 / fp16: the float file, with the FP16 builder flag for fp16. int8: explicit quantization, the current
+    way since TensorRT 10.1 deprecated implicit calibration: a strongly typed network parsed from a Q/DQ file (the
+    file itself, or a copy quantized here), no precision flags; layers without Q/DQ run in FP32."""
     import tensorrt as trt
 
+    source = check_source(model_path, precision)
+    if source == "quantize":
+        model_path = qdq_model(model_path, cache_dir)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch: the only mode in TensorRT 10
+    strongly_typed = source != "float"
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    network = builder.create_network(flags)  # explicit batch: the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(Path(model_path).read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -175,20 +219,9 @@ def build_plan(model_path: Path, metadata: ModelMetadata, precision: str, cache_
     profile = builder.create_optimization_profile()
     profile.set_shape(name, (PROFILE_MIN, 1, size, size), (PROFILE_OPT, 1, size, size), (PROFILE_MAX, 1, size, size))
     config.add_optimization_profile(profile)
-    calibrator = None
-    if precision in ("fp16", "int8"):
+    if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        cache_file = Path(cache_dir) / f"{file_sha256(model_path)[:16]}.calib"
-        calibrator = make_calibrator(calibration_faces(metadata), metadata, cache_file)
-        config.int8_calibrator = calibrator
-        config.set_calibration_profile(profile)
-    try:
-        plan = builder.build_serialized_network(network, config)
-    finally:
-        if calibrator is not None:
-            calibrator.free()
+    plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise RuntimeError(f"TensorRT failed to build a {precision} engine from {model_path}")
     return bytes(plan)
@@ -208,8 +241,6 @@ class TensorRTEngine(EmotionEngine):
     ) -> None:
         import tensorrt as trt
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not 1 <= max_batch <= PROFILE_MAX:
             raise ValueError(f"max_batch must be in 1..{PROFILE_MAX}, got {max_batch}")
         reason = unavailable_reason()
@@ -217,10 +248,13 @@ class TensorRTEngine(EmotionEngine):
             raise RuntimeError(f"TensorRT cannot run here: {reason}")
         self.model_path = Path(model_path)
         super().__init__(read_metadata(self.model_path), max_batch)
+        self.source = check_source(self.model_path, precision)
         self.precision = precision
         cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)
-        self.plan_path = plan_path(cache_dir, file_sha256(self.model_path), precision, trt.__version__, gpu_name())
+        # "int8-qdq": never reuse a plan cached by the implicit-calibration INT8 of earlier versions.
+        tag = "int8-qdq" if precision == "int8" else precision
+        self.plan_path = plan_path(cache_dir, file_sha256(self.model_path), tag, trt.__version__, gpu_name())
         if not self.plan_path.is_file():
             log.info("building TensorRT %s engine for %s (cached at %s)", precision, self.model_path, self.plan_path)
             plan = build_plan(self.model_path, self.metadata, precision, cache_dir)

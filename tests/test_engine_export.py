@@ -1,5 +1,5 @@
-"""Checkpoint -> ONNX export and INT8 quantization produce self-describing files that agree with
-their sources on real FER+ faces."""
+"""Checkpoint -> ONNX export produces a self-describing file that agrees with its source on real FER+ faces.
+(INT8 quantization needs no torch: tests/test_quantize.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,18 +61,3 @@ def test_export_refuses_a_file_that_is_not_a_training_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "absent.pt")
 
-
-def test_int8_model_keeps_metadata_and_agrees_with_float(shipped_model, onnx_engine, training_faces, public_test_faces, tmp_path):
-    from engines.training.quantize import quantize_model
-
-    calibration = training_faces.pixels[np.random.default_rng(0).choice(len(training_faces), 128, replace=False)]
-    out = quantize_model(shipped_model, tmp_path / "int8.onnx", calibration)
-    meta, float_meta = read_metadata(out), read_metadata(shipped_model)
-    assert meta.model_version == float_meta.model_version + "-int8"
-    assert (meta.classes, meta.input_size, meta.input_scale) == (float_meta.classes, float_meta.input_size, float_meta.input_scale)
-    assert out.stat().st_size < shipped_model.stat().st_size / 2
-    faces = public_test_faces.pixels[:1000]
-    int8_probs = OnnxRuntimeEngine(out).infer(faces)
-    np.testing.assert_allclose(int8_probs.sum(1), 1.0, atol=1e-4)
-    agreement = (int8_probs.argmax(1) == onnx_engine.infer(faces).argmax(1)).mean()
-    assert agreement >= 0.95, f"INT8 top-1 agreement with float {agreement:.3f}"

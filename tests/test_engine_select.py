@@ -64,3 +64,51 @@ def test_explicit_tensorrt_without_it_is_a_clear_error(shipped_model, monkeypatc
     monkeypatch.delenv("MOVIEMOTION_ENGINE", raising=False)
     with pytest.raises(EngineUnavailable, match="TensorRT backend requested but"):
         load_engine("tensorrt", shipped_model)
+
+
+def test_precision_picks_the_shipped_file(monkeypatch):
+    """No file named: MOVIEMOTION_MODEL_PRECISION (default int8) picks the INT8 or the float file on ONNX Runtime."""
+    from engines.model_meta import DEFAULT_MODEL
+    from engines.select import INT8_MODEL, shipped_model
+
+    monkeypatch.delenv("MOVIEMOTION_MODEL_PRECISION", raising=False)
+    assert (shipped_model("int8"), shipped_model("fp32"), shipped_model("fp16")) == (INT8_MODEL, DEFAULT_MODEL, DEFAULT_MODEL)
+    float_version = load_engine("onnxruntime", precision="fp32").model_version
+    assert load_engine("onnxruntime").model_version == float_version + "-int8"  # the default is int8
+    monkeypatch.setenv("MOVIEMOTION_MODEL_PRECISION", "fp32")
+    assert load_engine("onnxruntime").model_version == float_version
+    assert load_engine("onnxruntime", precision="int8").model_version == float_version + "-int8"  # explicit wins
+    # A named file runs as it is, whatever the precision setting.
+    assert load_engine("onnxruntime", INT8_MODEL).model_version == float_version + "-int8"
+
+
+def test_unknown_precision_is_refused(monkeypatch):
+    from engines.select import resolve_precision
+
+    monkeypatch.setenv("MOVIEMOTION_MODEL_PRECISION", "int4")
+    with pytest.raises(ValueError, match=r"unknown model precision 'int4'.*MOVIEMOTION_MODEL_PRECISION"):
+        load_engine("onnxruntime")
+    with pytest.raises(ValueError, match="unknown model precision 'bf16'"):
+        resolve_precision("bf16")
+
+
+def test_worker_engine_follows_the_precision_setting(monkeypatch):
+    """The worker's engine (two single-thread lanes) runs the file its settings' precision names; the worker command
+    passes `--precision` to the Faust app through the environment."""
+    from click.testing import CliRunner
+
+    from moviemotion.commands.process import settings_env, worker
+    from moviemotion.settings import load_settings
+    from stream_processors.scoring import load_scoring_engine
+
+    monkeypatch.delenv("MOVIEMOTION_MODEL_PRECISION", raising=False)
+    monkeypatch.setenv("MOVIEMOTION_ENGINE", "onnxruntime")
+    settings = load_settings()
+    assert settings.model_precision == "int8"
+    versions = {p: load_scoring_engine(settings.with_overrides(model_precision=p)).model_version for p in ("int8", "fp32")}
+    assert versions["int8"] == versions["fp32"] + "-int8"
+    assert settings_env(settings.with_overrides(model_precision="fp32"))["MOVIEMOTION_MODEL_PRECISION"] == "fp32"
+    monkeypatch.setenv("MOVIEMOTION_MODEL_PRECISION", "fp32")
+    assert load_settings().model_precision == "fp32"
+    result = CliRunner().invoke(worker, ["--precision", "int4"], obj=settings)
+    assert result.exit_code == 2 and "'int4' is not one of 'fp32', 'fp16', 'int8'" in result.output

@@ -67,9 +67,10 @@ def decode_batch(values: Sequence[bytes], crop_size: int,
 
 
 def load_scoring_engine(settings: Settings) -> EmotionEngine:
-    """The worker's engine: the configured backend; on ONNX Runtime, `engine_lanes` single-thread sessions scoring
-    chunks of `engine_batch` faces at once (engines/parallel.py)."""
-    return load_engine(settings.engine_backend, max_batch=settings.engine_batch, threads=1, lanes=settings.engine_lanes)
+    """The worker's engine: the configured backend and model precision (the shipped file for it); on ONNX Runtime,
+    `engine_lanes` single-thread sessions scoring chunks of `engine_batch` faces at once (engines/parallel.py)."""
+    return load_engine(settings.engine_backend, max_batch=settings.engine_batch, threads=1, lanes=settings.engine_lanes,
+                       precision=settings.model_precision)
 
 
 def score(engine: EmotionEngine, frames: Sequence[FaceFrame]) -> np.ndarray:

@@ -23,6 +23,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "MOVIEMOTION_FACES_PARTITIONS": str(settings.faces_partitions),
         "MOVIEMOTION_COMMIT_INTERVAL_S": str(settings.commit_interval_s),
         "MOVIEMOTION_REACTION_THRESHOLD": str(settings.reaction_threshold),
+        "MOVIEMOTION_MODEL_PRECISION": settings.model_precision,
         "MOVIEMOTION_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
         "MOVIEMOTION_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
         "MOVIEMOTION_KAFKA_USERNAME": settings.kafka_username,
@@ -40,15 +41,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @click.option("--engine", "engine_backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default=None)
 @click.option("--reaction-threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=None,
               help="A reaction: an emotion's probability this far above the viewer's own baseline [default: 0.10].")
+@click.option("--precision", "model_precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Emotion model precision: int8 = the shipped INT8 model (CPU) / explicit INT8 (TensorRT) [default: int8].")
 @click.pass_obj
 def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_batch: int | None, engine_lanes: int | None,
-           engine_backend: str | None, reaction_threshold: float | None) -> None:
+           engine_backend: str | None, reaction_threshold: float | None, model_precision: str | None) -> None:
     """Score faces from Kafka and store emotion events in ClickHouse until stopped (SIGTERM/Ctrl-C).
 
     Start several on different hosts (same --bootstrap): they share the `faces` partitions and
     per-person state moves with the partitions on rebalance.
     """
-    os.environ.update(settings_env(settings.with_overrides(reaction_threshold=reaction_threshold)))
+    os.environ.update(settings_env(settings.with_overrides(reaction_threshold=reaction_threshold, model_precision=model_precision)))
     settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level of its datadir
     if max_batch:
         os.environ["MOVIEMOTION_MAX_BATCH"] = str(max_batch)

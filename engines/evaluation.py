@@ -249,22 +249,37 @@ def evaluate(out_dir: Path, split: str = "PublicTest", model_path: Path | None =
               help="Cache of aligned FER faces and the converted reference model.")
 @click.option("--batch", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per inference call.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def main(split, final, model_path, backend, reference_hdf5, no_reference, limit, out_dir, cache_dir, batch, quiet) -> None:
+@click.option("--robustness", is_flag=True,
+              help="Robustness report instead: the split under each degradation (dark, noise, blur, JPEG 30, "
+                   "+-15 degree roll, side light) and the Yale faces from ../shared (engines/robustness.py).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the degradations (--robustness).")
+@click.option("--no-yale", is_flag=True, help="Leave the Yale faces out of the robustness report.")
+def main(split, final, model_path, backend, reference_hdf5, no_reference, limit, out_dir, cache_dir, batch, quiet,
+         robustness, seed, no_yale) -> None:
     """Score the emotion model (and the reference mini-Xception) on FER+ / FER2013 test faces.
 
     Writes report.md, report.json and confusion matrices (text + PNG) to the report directory
-    and prints the summary table.
+    and prints the summary table. With --robustness: robustness.md, robustness.json and one
+    confusion PNG per condition and model (default directory runs/evaluation/robustness-<split>).
     """
     if split == "PrivateTest" and not final:
         raise click.UsageError("PrivateTest is touched once, for the final report: add --final (use PublicTest otherwise)")
     reference = None if no_reference else (reference_hdf5 or REFERENCE_HDF5)
-    out_dir = out_dir or REPO / "runs" / "evaluation" / split
+    out_dir = out_dir or REPO / "runs" / "evaluation" / (f"robustness-{split}" if robustness else split)
     try:
-        summary = evaluate(out_dir, split, model_path, cache_dir, limit, backend, reference, batch, progress=not quiet)
+        if robustness:
+            from engines.robustness import YALE_DIR, render_headline, run_robustness
+
+            summary = run_robustness(out_dir, split, model_path, cache_dir, limit, backend, reference, batch, seed,
+                                     None if no_yale else YALE_DIR, progress=not quiet)
+            text, name = render_headline(summary), "robustness.md"
+        else:
+            summary = evaluate(out_dir, split, model_path, cache_dir, limit, backend, reference, batch, progress=not quiet)
+            text, name = render_summary(summary), "report.md"
     except (ModelError, EngineUnavailable, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(render_summary(summary))
-    click.echo(f"\nreport: {out_dir / 'report.md'}")
+    click.echo(text.rstrip())
+    click.echo(f"\nreport: {out_dir / name}")
 
 
 if __name__ == "__main__":

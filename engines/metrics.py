@@ -111,19 +111,25 @@ def render_per_class(report: ClassificationReport) -> str:
     return "\n".join(lines)
 
 
-def save_confusion_png(cm: np.ndarray, classes: tuple[str, ...], path: Path, title: str) -> Path:
-    """Row-normalised confusion heat map with counts, written as PNG (matplotlib, Agg backend)."""
+def save_confusion_png(cm: np.ndarray, classes: tuple[str, ...], path: Path, title: str,
+                       true_classes: tuple[str, ...] | None = None) -> Path:
+    """Row-normalised confusion heat map with counts, written as PNG (matplotlib, Agg backend).
+    `true_classes`: only these rows (by name), for a test set that holds a few of the model's classes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    rows = list(classes) if true_classes is None else list(true_classes)
+    missing = set(rows) - set(classes)
+    if missing:
+        raise ValueError(f"true_classes {sorted(missing)} are not among {list(classes)}")
+    cm = cm[[classes.index(name) for name in rows]]
     rates = _safe_div(cm, cm.sum(1, keepdims=True))
-    fig = Figure(figsize=(1.0 + 0.8 * len(classes), 0.8 + 0.7 * len(classes)), dpi=100)
+    fig = Figure(figsize=(1.0 + 0.8 * len(classes), 0.8 + 0.7 * len(rows)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-    ticks = np.arange(len(classes))
-    ax.set_xticks(ticks, labels=classes, rotation=45, ha="right")
-    ax.set_yticks(ticks, labels=classes)
+    ax.set_xticks(np.arange(len(classes)), labels=classes, rotation=45, ha="right")
+    ax.set_yticks(np.arange(len(rows)), labels=rows)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)

@@ -574,6 +574,8 @@ class ComposeKafka:
     external: str  # what camera hosts use
     secrets_dir: Path
     logs: Path
+    kafka_home: Path  # stand-ins for the image's /opt/kafka/bin scripts
+    config_dir: Path  # the image's /opt/kafka/config/moviemotion
 
 
 def fake_kafka_home(home: Path, logs_dir: Path) -> Path:
@@ -582,7 +584,9 @@ def fake_kafka_home(home: Path, logs_dir: Path) -> Path:
     bin_dir = home / "bin"
     bin_dir.mkdir(parents=True)
     common = f'-Dlog4j2.configurationFile={LOG4J_CONFIG} -Dkafka.logs.dir={logs_dir} -cp "{jars}"'
-    scripts = {"kafka-storage.sh": f'exec java {" ".join(TOOL_JVM_OPTS)} {common} {STORAGE_TOOL} "$@"',
+    tool = f'exec java {" ".join(TOOL_JVM_OPTS)} {common}'
+    scripts = {"kafka-storage.sh": f'{tool} {STORAGE_TOOL} "$@"',
+               "kafka-broker-api-versions.sh": f'{tool} org.apache.kafka.tools.BrokerApiVersionsCommand "$@"',
                "kafka-server-start.sh": f'exec java {" ".join(BROKER_JVM_OPTS)} {common} {BROKER_MAIN} "$@"'}
     for name, body in scripts.items():
         (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
@@ -626,14 +630,16 @@ def compose_kafka(tmp_path_factory) -> Iterator[ComposeKafka]:
 
     logs = work / "logs"
     logs.mkdir()
+    home = fake_kafka_home(work / "kafka-home", logs)
     env = {**service_env("kafka"), "PATH": os.environ["PATH"], "SECRETS_DIR": str(run_secrets),
-           "KAFKA_HOME": str(fake_kafka_home(work / "kafka-home", logs)), "KAFKA_TEMPLATE": str(template),
+           "KAFKA_HOME": str(home), "KAFKA_TEMPLATE": str(template),
            "KAFKA_CONFIG_DIR": str(work / "config"), "KAFKA_INTERNAL_ADDRESS": f"127.0.0.1:{ports[internal_name]}",
            "KAFKA_EXTERNAL_PORT": ports[external_name]}
     with open(logs / "start.out", "wb") as out:
         proc = subprocess.Popen(["bash", str(kafka_entrypoint())], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    kafka = ComposeKafka(f"127.0.0.1:{ports[internal_name]}", f"127.0.0.1:{ports[external_name]}", generated, logs)
+    kafka = ComposeKafka(f"127.0.0.1:{ports[internal_name]}", f"127.0.0.1:{ports[external_name]}", generated, logs,
+                         home, work / "config")
     try:
         admin = ScramUser(ADMIN_ROLE, read_secret_file(run_secrets / "kafka_admin_password"))
         security = kafka_python_kwargs(client_settings(load_settings(), admin, run_secrets / "kafka_ca"))
@@ -650,6 +656,21 @@ def compose_kafka(tmp_path_factory) -> Iterator[ComposeKafka]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+
+@pytest.mark.kafka
+def test_compose_kafka_healthcheck_answers_as_the_admin(compose_kafka):
+    """The kafka service's healthcheck command (Kafka's own tool, with the admin client config kafka-start.sh wrote)
+    succeeds against the broker, and the same tool without that config (plaintext, anonymous) does not."""
+    command = service("kafka")["healthcheck"]["test"][1]
+    local = (command.replace("kafka:9092", compose_kafka.internal)
+             .replace("/opt/kafka/bin/", f"{compose_kafka.kafka_home}/bin/")
+             .replace("/opt/kafka/config/moviemotion/", f"{compose_kafka.config_dir}/"))
+    assert local != command and "/opt/kafka" not in local
+    assert (compose_kafka.config_dir / "admin-client.properties").stat().st_mode & 0o777 == 0o600
+    assert subprocess.run(["sh", "-c", local], timeout=120).returncode == 0
+    anonymous = re.sub(r"--command-config \S+", "", local)
+    assert subprocess.run(["sh", "-c", f"timeout 20 {anonymous}"], timeout=60).returncode != 0
 
 
 def compose_settings(monkeypatch, service_name: str, kafka: ComposeKafka) -> Settings:

@@ -117,7 +117,7 @@ def down(settings: Settings, timeout: float = 30) -> None:
 
 
 def status(settings: Settings) -> StackStatus:
-    """Broker process/answering, topics (partitions, retention), processor consumer lag, store status."""
+    """Broker process/answering, topics (partitions, retention), the configured processor group's lag, store status."""
     local = is_local_bootstrap(settings.kafka_bootstrap)
     broker = KafkaBroker.from_settings(settings) if local else None
     pid = broker.pid() if broker else None
@@ -132,7 +132,9 @@ def status(settings: Settings) -> StackStatus:
         names = [settings.topics.faces, settings.topics.emotion_events, settings.topics.dead_letters]
         described = describe_topics(settings.kafka_bootstrap, names, timeout_s=STATUS_TIMEOUT_S, security=security)
         topics = {name: _topic_status(described[name]) for name in names if name in described}
-        lag = consumer_lag(settings.kafka_bootstrap, PROCESSOR_GROUP, timeout_s=STATUS_TIMEOUT_S, security=security)
+        lag = consumer_lag(settings.kafka_bootstrap, settings.processor_group, timeout_s=STATUS_TIMEOUT_S,
+                           security=security)
     store = store_status(settings)
     return StackStatus(bootstrap=settings.kafka_bootstrap, local_broker=local, broker_pid=pid,
-                       broker_answering=answering, secure=secure, topics=topics, consumer_lag=lag, store=store)
+                       broker_answering=answering, secure=secure, topics=topics,
+                       consumer_group=settings.processor_group, consumer_lag=lag, store=store)

@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 
 import pytest
 from click.testing import CliRunner
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
-from infra.topics import PROCESSOR_GROUP
+from infra.topics import PROCESSOR_GROUP, consumer_lag
 from moviemotion.cli import main
 from moviemotion.settings import load_settings
 from tests.fixtures.kafka import distinct_free_ports, free_port
@@ -94,3 +97,28 @@ def test_up_against_an_unreachable_external_broker_fails_fast(tmp_path):
     assert result.exit_code != 0
     assert bootstrap in result.output and "does not answer" in result.output
     assert time.monotonic() - started < 30
+
+
+def test_status_reports_the_configured_consumer_group(kafka_broker, tmp_path, monkeypatch):
+    """`status` shows the lag of settings.processor_group ($MOVIEMOTION_PROCESSOR_GROUP), not the default group."""
+    group = f"custom-processor-{uuid.uuid4().hex[:8]}"
+    faces = kafka_broker.settings.topics.faces
+    partition = TopicPartition(faces, 0)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for i in range(3):
+        producer.send(faces, b"not a face", key=b"console-test", partition=0)
+    producer.flush(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.assign([partition])
+    consumer.commit({partition: OffsetAndMetadata(0, "", -1)})  # 3+ records behind on partition 0
+    consumer.close()
+    expected = consumer_lag(kafka_broker.bootstrap, group)
+    assert expected[faces] >= 3
+
+    monkeypatch.setenv("MOVIEMOTION_PROCESSOR_GROUP", group)
+    args = ["--state-dir", str(tmp_path), "--bootstrap", kafka_broker.bootstrap, "status"]
+    report = json.loads(run([*args, "--json"]).output)
+    assert report["consumer_group"] == group != PROCESSOR_GROUP
+    assert report["consumer_lag"] == expected
+    assert f"consumer lag ({group}): {faces}={expected[faces]}" in run(args).output

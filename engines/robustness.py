@@ -214,7 +214,9 @@ def run_robustness(out_dir: Path, split: str = "PublicTest", model_path: Path | 
                    limit: int | None = None, backend: str = "auto", reference_hdf5: Path | None = None, batch: int = 256,
                    seed: int = 0, yale_dir: Path | None = YALE_DIR, conditions: tuple[Degradation, ...] = CONDITIONS,
                    progress: bool = True) -> dict:
-    """Score every condition and the Yale set, write the report directory, return the summary (robustness.json)."""
+    """Score every condition and the Yale set, write the report directory, return the summary (robustness.json).
+    Also writes predictions.npz: FER+ votes, each model's probabilities per condition (`<condition>.<role>`, columns
+    in `classes.<role>` order) and YuNet's found mask (`<condition>.found`), to rescore without touching the split."""
     from tqdm import tqdm
 
     from engines.reference import DEFAULT_CACHE_DIR, ReferenceModel, build_reference_onnx
@@ -227,11 +229,21 @@ def run_robustness(out_dir: Path, split: str = "PublicTest", model_path: Path | 
     def models_for(f: EvalFaces) -> list[ScoredModel]:
         return run_models(f, model_path, backend, reference_hdf5, cache_dir, batch, progress)
 
+    arrays: dict[str, np.ndarray] = {"votes": faces.votes}  # predictions.npz: rescoring without the split again
+
+    def scored(name: str, description: str, params: dict, f: EvalFaces, found: np.ndarray | None,
+               models: list[ScoredModel]) -> ConditionResult:
+        for m in models:
+            arrays[f"classes.{m.role}"], arrays[f"{name}.{m.role}"] = np.array(m.classes), m.probs
+        if found is not None:
+            arrays[f"{name}.found"] = found
+        return score_condition(name, description, params, f, found, models)
+
     clean_models = models_for(faces)
-    results = [score_condition("clean", "no degradation (the aligned cache)", {}, faces, clean_found(cache_dir, size, split, len(faces)), clean_models)]
+    results = [scored("clean", "no degradation (the aligned cache)", {}, faces, clean_found(cache_dir, size, split, len(faces)), clean_models)]
     for cond in tqdm(conditions, desc="conditions", disable=not progress):
         degraded, found = degrade(faces, cond, size, seed, progress)
-        results.append(score_condition(cond.name, cond.description, dict(cond.params), degraded, found, models_for(degraded)))
+        results.append(scored(cond.name, cond.description, dict(cond.params), degraded, found, models_for(degraded)))
 
     yale: dict[str, YaleResult] | str
     if yale_dir is None:
@@ -249,6 +261,7 @@ def run_robustness(out_dir: Path, split: str = "PublicTest", model_path: Path | 
 
     summary = build_summary(split, len(faces), limit, seed, clean_models, results, yale)
     write_robustness(out_dir, summary, results, yale, progress)
+    np.savez_compressed(Path(out_dir) / "predictions.npz", **arrays)
     return summary
 
 

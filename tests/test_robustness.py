@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from engines.degradations import (
     CONDITION_NAMES, CONDITIONS, condition, dark_gamma, gaussian_blur, jpeg, roll, roll_matrix, sensor_noise, side_light,
 )
+from engines.emotions import EMOTIONS
 from engines.evaluation import main
 from engines.robustness import (
     YALE_CLASSES, YALE_DIR, YaleMissing, build_summary, load_yale, render_robustness, render_yale_table, yale_images,
@@ -205,6 +206,16 @@ def test_report_has_a_row_per_condition_and_model_with_its_files(robustness_dir)
             assert (robustness_dir / f"confusion_{role}_{cond['name']}.png").stat().st_size > 1000
         assert f"| {cond['name']} |" in report_md and f"| {cond['name']} | shipped |" in report_md
     assert summary["conditions"][0]["results"]["ferplus-majority"]["shipped"]["drop_points"] == 0
+    # predictions.npz rescoring reproduces the table (the shipped 8-class accuracy under each condition).
+    from engines.ferplus import majority_labels
+
+    with np.load(robustness_dir / "predictions.npz") as saved:
+        labels = majority_labels(saved["votes"])
+        assert list(saved["classes.shipped"]) == list(EMOTIONS)
+        for cond in summary["conditions"]:
+            pred = saved[f"{cond['name']}.shipped"].argmax(1)
+            kept = labels >= 0
+            assert (pred[kept] == labels[kept]).mean() == pytest.approx(cond["results"]["ferplus-majority"]["shipped"]["accuracy"])
     # Far above chance on clean faces for both models.
     assert summary["conditions"][0]["results"]["ferplus-majority"]["shipped"]["accuracy"] > 0.6
     assert summary["conditions"][0]["results"]["ferplus-majority-7"]["reference"]["accuracy"] > 0.4
@@ -237,7 +248,6 @@ def test_robustness_on_private_test_needs_final():
 def test_confusion_png_can_show_only_the_classes_a_test_set_holds(tmp_path):
     from PIL import Image
 
-    from engines.emotions import EMOTIONS
     from engines.metrics import classification_report, save_confusion_png
 
     truth = np.array([EMOTIONS.index(c) for c in ("neutral", "sadness", "sadness", "surprise")])

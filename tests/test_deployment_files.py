@@ -190,7 +190,7 @@ def settings_variables() -> set[str]:
     """Every MOVIEMOTION_* variable moviemotion/settings.py reads (secrets also as their *_FILE form)."""
     source = SETTINGS_SOURCE.read_text()
     names = {f"MOVIEMOTION_{name}" for name in re.findall(r'_env\("(' + _NAME + ')"', source)}
-    for name in re.findall(r'read_secret\("(' + _NAME + ')"\)', source):
+    for name in re.findall(r'read_secret\("(' + _NAME + r')"\)', source):
         names |= {name, name + "_FILE"}
     return names
 

@@ -325,7 +325,7 @@ def check_audience_metrics(client):
     assert (a["any"]["peak_share"], a["any"]["peak_second"], a["any"]["trough_share"], a["any"]["trough_second"]) == (pytest.approx(4 / 6), 36, 0, 0)
     c = {r["reaction"]: r for r in run_query(client, "audience_metrics", screening=known.SCREENING_C)}
     # screening C: only seconds 30-59 were measured; c1 laughs 40-49 (1 of 3), c2 is surprised at 45:
-    # engagement = (10 x 1/3 + 1/3) / 30 = 11/90, not 11/180 as it would be with the 30 unmeasured seconds as "no reaction"
+    # engagement = (9 x 1/3 + 2/3) / 30 = 11/90, not 11/180 as it would be with the 30 unmeasured seconds as "no reaction"
     assert (c["any"]["measured_seconds"], c["any"]["viewers"], c["any"]["ever_viewers"]) == (30, 3, 2)
     assert c["any"]["mean_share"] == pytest.approx(11 / 90)
     assert (c["any"]["peak_share"], c["any"]["peak_second"], c["happiness"]["trough_second"]) == (pytest.approx(2 / 3), 45, 30)

@@ -53,7 +53,9 @@ def test_report_section_lines(embedded_store):
     impact = run_query(embedded_store, "scene_impact", screening=known.SCREENING_A)
     lines = metrics_lines(metrics, norms, impact)
     assert lines[0].startswith("Engagement 8% of measured viewers per second (peak 67% at 0:36); 100% of 6 viewers reacted at some point")
-    assert lines[0].endswith("Norms: engagement at percentile 67% of 3 screenings, 100% of this film's 2")
+    assert lines[0].endswith("Norms: engagement at percentile 67% of 3 screenings, 100% of this film's 2 screenings")
+    alone = [{**norms[0], "screenings": 1, "film_screenings": 1, "percentile": 1.0, "film_percentile": 1.0}]
+    assert metrics_lines(metrics, alone, impact)[0].endswith("percentile 100% of 1 screening, 100% of this film's 1 screening")
     assert lines[1].startswith("Reactions: surprise shown by 100% (mean 2.7%, peak 67% at 1:10); happiness shown by 83%")
     assert lines[2] == "Peak-end impact per scene: Opening 17%; The Joke 33%; The Twist 42%; Farewell 30%"
     assert metrics_lines([], [], []) == ["No measured reactions (rows stored before migration 0004 carry no reaction)."]

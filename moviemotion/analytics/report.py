@@ -15,7 +15,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from engines.emotions import EMOTIONS  # noqa: E402
 from infra.clickhouse.client import ClickHouseClient  # noqa: E402
 from moviemotion.analytics.catalog import Screening, get_screening  # noqa: E402
 from moviemotion.analytics.queries import ANY_REACTION, REACTIONS, run_query  # noqa: E402
@@ -89,6 +88,10 @@ def percent(value: float) -> str:
     return f"{value:.0%}"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def metrics_lines(metrics: list[dict], norms: list[dict], impact: list[dict], top: int = 3) -> list[str]:
     """The report's audience-metrics section as text lines (audience_metrics, screening_norms, scene_impact rows)."""
     by_label = {row["reaction"]: row for row in metrics}
@@ -100,8 +103,8 @@ def metrics_lines(metrics: list[dict], norms: list[dict], impact: list[dict], to
                 f"at {mmss(engagement['peak_second'])}); {percent(engagement['ever_share'])} of {engagement['viewers']} viewers reacted at some point")
         if "engagement" in norm:
             n = norm["engagement"]
-            line += (f". Norms: engagement at percentile {percent(n['percentile'])} of {n['screenings']} screenings, "
-                     f"{percent(n['film_percentile'])} of this film's {n['film_screenings']}")
+            line += (f". Norms: engagement at percentile {percent(n['percentile'])} of {plural(n['screenings'], 'screening')}, "
+                     f"{percent(n['film_percentile'])} of this film's {plural(n['film_screenings'], 'screening')}")
         lines.append(line)
     shown = sorted((by_label[e] for e in REACTIONS if e in by_label and by_label[e]["ever_viewers"] > 0), key=lambda r: (-r["ever_share"], REACTIONS.index(r["reaction"])))
     if shown:

@@ -1,0 +1,66 @@
+"""Training smoke test: `engines.training.train` runs a few steps on a few hundred real FER+ faces, checkpoints,
+resumes, and `engines.training.export` turns the checkpoint into a valid ONNX model that describes itself and
+runs on the engine. Needs torch (the `train` extra): skipped where it does not import."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from engines.emotions import EMOTIONS
+from engines.model_meta import read_metadata
+from engines.onnx_engine import OnnxRuntimeEngine
+
+pytest.importorskip("torch", reason="training needs torch (pip install -e '.[train]'); CI installs only '.[test]'")
+
+TRAIN_FACES, VALIDATION_FACES = 320, 96
+
+
+@pytest.fixture(scope="module")
+def small_cache(training_faces, public_test_faces, tmp_path_factory) -> Path:
+    """An aligned-face cache in `engines.ferplus.load_splits`' format holding only a few hundred real faces."""
+    cache = tmp_path_factory.mktemp("small-cache")
+    train, val = training_faces, public_test_faces
+    np.savez_compressed(
+        cache / "ferplus_aligned_48.npz",
+        aligned=np.concatenate([train.pixels[:TRAIN_FACES], val.pixels[:VALIDATION_FACES]]),
+        votes=np.concatenate([train.votes[:TRAIN_FACES], val.votes[:VALIDATION_FACES]]),
+        labels=np.concatenate([train.fer2013_label[:TRAIN_FACES], val.fer2013_label[:VALIDATION_FACES]]),
+        usage=np.array(["Training"] * TRAIN_FACES + ["PublicTest"] * VALIDATION_FACES),
+    )
+    return cache
+
+
+def test_a_few_training_steps_export_a_valid_model(small_cache, tmp_path):
+    from engines.training.export import export_checkpoint, load_checkpoint
+    from engines.training.train import main as train
+
+    run = tmp_path / "run"
+    common = ["--run-dir", str(run), "--cache-dir", str(small_cache), "--batch", "32", "--widths", "8", "16", "32",
+              "--blocks", "1", "1", "1", "--threads", "1", "--augment", "domain", "--logit-adjust", "0.5"]
+    train(common + ["--epochs", "2"])
+    records = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 and 0 <= r["val_majority_acc"] <= 1 for r in records)
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+
+    train(common + ["--epochs", "2", "--finish", "1"])  # resumes from last.pt and ends in one more epoch
+    records = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+    out = tmp_path / "smoke.onnx"
+    summary = export_checkpoint(run / "best.pt", out, "0.0.1-smoke", small_cache)  # checks ORT == torch on real faces
+    assert str(out) in summary and "0.0.1-smoke" in summary
+    onnx.checker.check_model(onnx.load(str(out)))
+    meta = read_metadata(out)
+    assert (meta.classes, meta.input_size, meta.input_scale, meta.model_version) == (EMOTIONS, 48, "pm1", "0.0.1-smoke")
+    net, info = load_checkpoint(run / "best.pt")
+    assert info["args"]["widths"] == [8, 16, 32] and 1 <= info["epoch"] <= 3
+    engine = OnnxRuntimeEngine(out)
+    probs = engine.infer(np.load(Path(__file__).resolve().parents[1] / "producers" / "sample" / "faces.npz")["faces"])
+    assert probs.shape == (32, len(EMOTIONS)) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)

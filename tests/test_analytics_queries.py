@@ -269,9 +269,12 @@ def shot_oracle(screening: str, shot) -> dict:
     """A shot's audience from ROWS: means over attending viewer-seconds, earliest peak second, reaction lag."""
     seconds = range(math.ceil(shot.start_s), math.ceil(shot.end_s))
     rows = [r for r in rows_of(screening) if r["movie_second"] in seconds]
-    means = room(screening)
+    means, shares = room(screening), second_shares(screening)
     peak = max(seconds, key=lambda s: (means[s]["intensity"], -s))
+    measured = [s for s in seconds if s in shares]
     return {
+        "engagement": sum(shares[s]["any"] for s in measured) / len(measured), "measured_seconds": len(measured),
+        **{f"share_{e}": sum(shares[s][e] for s in measured) / len(measured) for e in REACTIONS},
         **{e: sum(r[f"i_{e}"] for r in rows) / len(rows) for e in REACTIONS},
         "intensity": sum(r["intensity"] for r in rows) / len(rows),
         "attending": len(rows), "seconds": len(seconds), "peak_second": peak,
@@ -287,9 +290,11 @@ def check_shot_reactions(client):
         assert (row["start_s"], row["end_s"], row["shot_scale"], row["face_count"]) == (shot.start_s, shot.end_s, shot.scale, shot.face_count)
         assert (row["mean_intensity"], row["peak_intensity"], row["reaction_lag_s"]) == pytest.approx((want["intensity"], want["peak_intensity"], want["lag"]))
         assert row["peak_second"] == want["peak_second"]
-        assert row["top_emotion"] == max(REACTIONS, key=lambda e: (want[e], -REACTIONS.index(e)))
+        assert row["engagement"] == pytest.approx(want["engagement"])
+        top = max(REACTIONS, key=lambda e: (want[f"share_{e}"], -REACTIONS.index(e)))
+        assert row["top_reaction"] == (top if want[f"share_{top}"] > 0 else "")
     by_no = {r["shot_no"]: r for r in got}
-    assert (by_no[4]["top_emotion"], by_no[7]["top_emotion"], by_no[9]["top_emotion"]) == ("happiness", "surprise", "happiness")
+    assert (by_no[4]["top_reaction"], by_no[7]["top_reaction"], by_no[9]["top_reaction"]) == ("happiness", "surprise", "happiness")
     assert (by_no[7]["peak_second"], by_no[7]["reaction_lag_s"]) == (71, 3.0)  # a1's surprise accent, 3 s into the shot
 
 
@@ -305,6 +310,8 @@ def check_shot_scale_reaction(client):
         assert (row["shots"], row["seconds"]) == (len(shots), sum(s["seconds"] for s in shots))
         for key, column in [("intensity", "mean_intensity"), *((e, f"mean_i_{e}") for e in REACTIONS)]:
             assert row[column] == pytest.approx(sum(s[key] * s["attending"] for s in shots) / weight)
+        measured = sum(s["measured_seconds"] for s in shots)
+        assert row["engagement"] == pytest.approx(sum(s["engagement"] * s["measured_seconds"] for s in shots) / measured)
         assert row["mean_reaction_lag_s"] == pytest.approx(sum(s["lag"] for s in shots) / len(shots))
     means = {r["shot_scale"]: r["mean_intensity"] for r in got}
     assert means["close_up"] > means["medium"] > means["wide"] == 0  # the reactions were all in close-ups

@@ -322,40 +322,46 @@ ORDER BY bucket_start_s""",
     NamedQuery(
         name="shot_scale_reaction",
         question="Do close-ups move the room more than wide shots? Audience reaction per shot scale.",
-        explanation="Shots come from the film index (`moviemotion film index`). Per shot scale: mean intensity per "
-        "emotion over the attending viewer-seconds of its shots, and the mean reaction lag (seconds from a shot's "
-        "start to its peak second, the second with the room's highest mean intensity). Shots nobody attended are left out.",
+        explanation="Shots come from the film index (`moviemotion film index`). Per shot scale: engagement (the mean "
+        "over its shots' seconds with measured viewers of reacting / measured), mean intensity per emotion over the "
+        "attending viewer-seconds of its shots, and the mean reaction lag (seconds from a shot's start to its peak "
+        "second, the second with the room's highest mean intensity). Shots nobody attended are left out.",
         sql=f"""
 SELECT shot_scale, count() AS shots, sum(shot_seconds) AS seconds,
+       if(sum(measured_weight) > 0, sum(shot_engagement * measured_weight) / sum(measured_weight), 0) AS engagement,
        sum(shot_intensity * weight) / sum(weight) AS mean_intensity,
        {', '.join(f'sum(shot_{e} * weight) / sum(weight) AS mean_i_{e}' for e in REACTIONS)},
        avg(lag_s) AS mean_reaction_lag_s
 FROM (
     SELECT shot_scale, seconds AS shot_seconds, attending_seconds AS weight, mean_intensity AS shot_intensity,
+           engagement AS shot_engagement, measured_seconds AS measured_weight,
            {', '.join(f'mean_i_{e} AS shot_{e}' for e in REACTIONS)}, reaction_lag_s AS lag_s
     FROM shot_audience
     WHERE screening_id = %(screening)s AND attending_seconds > 0
 )
 GROUP BY shot_scale
 ORDER BY indexOf([{_quoted(SHOT_SCALES)}], shot_scale)""",
-        columns=("shot_scale", "shots", "seconds", "mean_intensity", *(f"mean_i_{e}" for e in REACTIONS), "mean_reaction_lag_s"),
+        columns=("shot_scale", "shots", "seconds", "engagement", "mean_intensity", *(f"mean_i_{e}" for e in REACTIONS), "mean_reaction_lag_s"),
     ),
     NamedQuery(
         name="shot_reactions",
         question="Which shots landed, and how long did the room take to react?",
-        explanation="Per shot of the film index, in film order: its scale and face count, the room's mean intensity "
-        "over attending viewer-seconds, the strongest emotion, the peak second (highest mean intensity, the earliest "
-        "on ties) and the reaction lag from the shot's start to that peak.",
+        explanation="Per shot of the film index, in film order: its scale and face count, engagement and the most-shown "
+        "reaction (scene_summary's definitions over the shot's seconds; '' when nobody reacted), the room's mean "
+        "intensity over attending viewer-seconds, the peak second (highest mean intensity, the earliest on ties) and "
+        "the reaction lag from the shot's start to that peak.",
         sql=f"""
-SELECT shot_no, start_s, end_s, shot_scale, face_count, mean_intensity,
-       [{_quoted(REACTIONS)}][indexOf(
-           [{_column_list('mean_i_', REACTIONS)}],
-           arrayReduce('max', [{_column_list('mean_i_', REACTIONS)}]))] AS top_emotion,
-       peak_second, peak_intensity, reaction_lag_s
+SELECT shot_no, start_s, end_s, shot_scale, face_count, engagement,
+       if(arrayReduce('max', [{_column_list('share_', REACTIONS)}]) > 0,
+          [{_quoted(REACTIONS)}][indexOf(
+              [{_column_list('share_', REACTIONS)}],
+              arrayReduce('max', [{_column_list('share_', REACTIONS)}]))],
+          '') AS top_reaction,
+       mean_intensity, peak_second, peak_intensity, reaction_lag_s
 FROM shot_audience
 WHERE screening_id = %(screening)s
 ORDER BY start_s""",
-        columns=("shot_no", "start_s", "end_s", "shot_scale", "face_count", "mean_intensity", "top_emotion", "peak_second", "peak_intensity", "reaction_lag_s"),
+        columns=("shot_no", "start_s", "end_s", "shot_scale", "face_count", "engagement", "top_reaction", "mean_intensity", "peak_second", "peak_intensity", "reaction_lag_s"),
     ),
     NamedQuery(
         name="compare_screenings",

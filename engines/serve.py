@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -449,3 +450,10 @@ class ScoringServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         self._closing.set()
         super().shutdown()
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that resets or drops its connection is routine: a debug line, not a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("connection from %s ended: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)

@@ -160,16 +160,23 @@ def check_tensorrt_qdq(model_path: Path) -> None:
     for node in model.graph.node:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             continue
-        zero_point = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if zero_point is None:
-            continue
-        values = numpy_helper.to_array(zero_point)
-        if values.dtype != np.int8 or values.any():
-            raise ModelError(
-                f"{model_path}: {node.op_type} {node.name!r} has a {values.dtype} zero point "
-                f"{'!= 0' if values.any() else ''}; TensorRT needs symmetric int8 Q/DQ "
-                "(`python -m engines.quantize --format qdq-tensorrt`)"
-            )
+        name = node.input[2] if len(node.input) > 2 else ""
+        if not name:
+            if node.op_type == "QuantizeLinear":  # no zero point: ONNX quantizes to uint8
+                problem = "no zero point (uint8 output)"
+            else:
+                continue
+        elif name not in constants:
+            problem = "a zero point that is not a constant"
+        else:
+            values = numpy_helper.to_array(constants[name])
+            if values.dtype == np.int8 and not values.any():
+                continue
+            problem = f"a {values.dtype} zero point{' that is not 0' if values.any() else ''}"
+        raise ModelError(
+            f"{model_path}: {node.op_type} {node.name!r} has {problem}; TensorRT needs symmetric int8 Q/DQ "
+            "(`python -m engines.quantize --format qdq-tensorrt`)"
+        )
 
 
 def qdq_model(model_path: Path, cache_dir: Path) -> Path:

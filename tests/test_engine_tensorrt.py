@@ -128,7 +128,16 @@ def test_int8_builds_from_qdq_and_never_from_qoperator(shipped_model, tmp_path):
     with pytest.raises(ModelError, match="QOperator INT8 model .* cannot run on TensorRT"):
         check_source(INT8_MODEL, "int8")
     asymmetric = quantize_model(shipped_model, tmp_path / "ort-qdq.onnx", faces, "qdq")
-    with pytest.raises(ModelError, match="TensorRT needs symmetric int8 Q/DQ"):
+    with pytest.raises(ModelError, match="uint8 zero point .*TensorRT needs symmetric int8 Q/DQ"):
         check_source(asymmetric, "int8")
+    import onnx
+    from onnx import numpy_helper
+
+    shifted = onnx.load(str(qdq))
+    zero_point = next(init for init in shifted.graph.initializer if init.name.endswith("zero_point") and init.data_type == onnx.TensorProto.INT8)
+    zero_point.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(zero_point).shape, 3, np.int8), zero_point.name))
+    onnx.save(shifted, str(tmp_path / "shifted.onnx"))
+    with pytest.raises(ModelError, match="int8 zero point that is not 0"):
+        check_source(tmp_path / "shifted.onnx", "int8")
     with pytest.raises(ValueError, match="precision must be one of fp32, fp16, int8"):
         check_source(shipped_model, "int4")

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import cv2
 
 from producers.sample_screening import write_video
@@ -129,27 +130,22 @@ def generate_yale_screening(out_dir: Path | str, yale_dir: Path | str = YALE_DIR
                          script.frame_count, script.screening_id, script.theater_id)
 
 
-def main() -> None:
-    import click
-
-    @click.command()
-    @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-                  help="Directory for the videos, seat maps and ground truth CSV.")
-    @click.option("--yale-dir", type=click.Path(file_okay=False), default=str(YALE_DIR), show_default=True,
-                  help="The Yale faces (research use only; read in place, never copied).")
-    @click.option("--camera", "camera_ids", multiple=True, help="Only this camera (repeatable; default: all).")
-    def cli(out_dir: str, yale_dir: str, camera_ids: tuple[str, ...]) -> None:
-        """Generate the Yale screening: identity-consistent seat rows plus ground truth (kind per second)."""
-        try:
-            screening = generate_yale_screening(Path(out_dir), Path(yale_dir), camera_ids or None, progress=True)
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            raise click.ClickException(str(exc)) from None
-        for video in screening.cameras:
-            click.echo(f"video: {video.video_path} ({screening.frame_count} frames, {screening.duration_s:g}s, "
-                       f"seats {', '.join(video.seats)}); seat map {video.seat_map_path}")
-        click.echo(f"ground truth: {screening.ground_truth_path}")
-
-    cli()
+@click.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the videos, seat maps and ground truth CSV.")
+@click.option("--yale-dir", type=click.Path(file_okay=False), default=str(YALE_DIR), show_default=True,
+              help="The Yale faces (research use only; read in place, never copied).")
+@click.option("--camera", "camera_ids", multiple=True, help="Only this camera (repeatable; default: all).")
+def main(out_dir: str, yale_dir: str, camera_ids: tuple[str, ...]) -> None:
+    """Generate the Yale screening: identity-consistent seat rows plus ground truth (kind per second)."""
+    try:
+        screening = generate_yale_screening(Path(out_dir), Path(yale_dir), camera_ids or None, progress=True)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for video in screening.cameras:
+        click.echo(f"video: {video.video_path} ({screening.frame_count} frames, {screening.duration_s:g}s, "
+                   f"seats {', '.join(video.seats)}); seat map {video.seat_map_path}")
+    click.echo(f"ground truth: {screening.ground_truth_path}")
 
 
 if __name__ == "__main__":

@@ -159,3 +159,12 @@ def test_cli_reports_bad_input_clearly(tmp_path, capsys):
               "--calibration-faces", "8", "--no-report"])
     assert exit_info.value.code == 2
     assert "error: model file not found" in capsys.readouterr().err
+
+
+def test_int8_engine_refuses_bad_batches():
+    engine = OnnxRuntimeEngine(INT8_MODEL)
+    for batch, message in ((np.zeros((2, 48, 48), np.float32), "dtype must be uint8"),
+                           (np.zeros((2, 64, 64), np.uint8), r"shape must be \(N, 48, 48\)"),
+                           (np.zeros((0, 48, 48), np.uint8), "empty")):
+        with pytest.raises(ValueError, match=message):
+            engine.infer(batch)

@@ -37,7 +37,7 @@ import numpy as np
 
 from engines.engine import EmotionEngine
 from engines.face_detector import Detection, FaceDetector
-from engines.image_header import HeaderError, UnsupportedFormat, read_image_header
+from engines.image_header import HeaderError, ImageHeader, UnsupportedFormat, read_image_header
 from engines.preprocessing import align_face, resize_crop, to_gray
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.1f} MP"
 
 
-def checked_header(data: bytes, max_pixels: int, what: str = "image"):
+def checked_header(data: bytes, max_pixels: int, what: str = "image") -> ImageHeader:
     """The image's header if it is a supported format within `max_pixels`; BadRequest (400, 413 over the
     budget, 415 another format) otherwise. Nothing is decoded."""
     try:
@@ -186,14 +186,15 @@ def decode_crops(body: bytes, content_type: str, size: int, max_pixels: int = Se
                 raw = base64.b64decode(item, validate=True)
             except (binascii.Error, TypeError, ValueError):
                 raise BadRequest(f"crop {i} is not valid base64") from None
-            total_pixels += checked_header(raw, MAX_CROP_PIXELS, f"crop {i}").pixels
+            header = checked_header(raw, MAX_CROP_PIXELS, f"crop {i}")
+            total_pixels += header.pixels
             if total_pixels > max_pixels:
                 raise BadRequest(f"crops 0..{i} hold {_megapixels(total_pixels)}, over the {_megapixels(max_pixels)} "
                                  "pixel budget (--max-megapixels): send fewer or smaller crops",
                                  HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
             crop = _imdecode(raw, cv2.IMREAD_GRAYSCALE)
             if crop is None:
-                raise BadRequest(f"crop {i} is not a decodable PNG or JPEG image")
+                raise BadRequest(f"crop {i} is not a decodable {header.format} image")
             crops.append(resize_crop(crop, size))
         return np.stack(crops)
     if content_type.startswith(("application/x-npy", "application/octet-stream")):

@@ -150,6 +150,9 @@ def npy(array: np.ndarray) -> bytes:
     [
         ("/v1/faces:detect-and-score", b"\xff\xd8 definitely not a jpeg", "image/jpeg", 400, "not a decodable"),
         ("/v1/faces:detect-and-score", b"", "image/png", 400, "empty body"),
+        ("/v1/faces:detect-and-score", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x40\x00\x00\x00\x40\x08\x00"
+         b"\x00\x00\x00broken", "image/png", 400, "body is not a decodable PNG image"),
+        ("/v1/crops:score", b'{"crops": ["anVuaw=="]}', "application/json", 400, r"crop 0 is not a decodable image \(not a"),
         ("/v1/crops:score", npy(np.zeros((2, 48, 48), np.float32)), "application/x-npy", 400, "dtype must be uint8"),
         ("/v1/crops:score", npy(np.zeros((2, 32, 32), np.uint8)), "application/x-npy", 400, r"shape must be \(N, 48, 48\)"),
         ("/v1/crops:score", npy(np.zeros((0, 48, 48), np.uint8)), "application/x-npy", 400, "empty"),

@@ -11,6 +11,7 @@ from engines.model_meta import read_metadata, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 from engines.parallel import ParallelEngine
 from engines.select import load_engine
+from engines.select import shipped_model as shipped_model_for
 from moviemotion.settings import load_settings
 from stream_processors.scoring import load_scoring_engine
 
@@ -28,18 +29,25 @@ def worker_engine(worker_settings):
     engine.close()
 
 
+@pytest.fixture(scope="module")
+def one_engine(worker_settings):
+    """One 2-thread engine of the shipped file the worker runs (its model precision picks it)."""
+    return OnnxRuntimeEngine(shipped_model_for(worker_settings.model_precision), threads=2)
+
+
 @pytest.mark.parametrize("n", [1, 2, 63, 64, 65, 200, 256, 600])
-def test_scores_row_for_row_like_one_engine(worker_engine, onnx_engine, public_test_faces, n):
+def test_scores_row_for_row_like_one_engine(worker_engine, one_engine, public_test_faces, n):
     faces = public_test_faces.pixels[:n]
-    np.testing.assert_allclose(worker_engine.infer(faces), onnx_engine.infer(faces), atol=1e-5)
+    np.testing.assert_allclose(worker_engine.infer(faces), one_engine.infer(faces), atol=1e-5)
 
 
-def test_the_worker_engine_is_lanes_of_the_shipped_model(worker_engine, worker_settings, onnx_engine):
+def test_the_worker_engine_is_lanes_of_the_shipped_model(worker_engine, worker_settings, one_engine, onnx_engine):
     assert worker_settings.engine_lanes == 2 and worker_settings.engine_batch == 64  # the defaults
     assert isinstance(worker_engine, ParallelEngine)
     assert len(worker_engine.lanes) == 2 and worker_engine.chunk == 64
     assert worker_engine.backend == "onnxruntime"
-    assert worker_engine.metadata == onnx_engine.metadata
+    assert worker_engine.metadata == one_engine.metadata
+    assert worker_engine.model_version == onnx_engine.model_version + "-int8"  # the default precision: the INT8 file
     assert worker_engine.max_batch >= worker_settings.max_batch  # a worker micro-batch is shared out in one round
 
 

@@ -1,8 +1,11 @@
 """MoviEmotion's Kafka topics: their specs (partitions + explicit configs), idempotent creation, consumer lag.
 
 `faces` carries face crops, so its retention is short and enforced: retention acts per closed segment, hence
-`segment.ms` <= retention. `emotion-events` and `dead-letters` keep 7 days. `security` is the client options from
-`infra.kafka_security.kafka_python_kwargs(settings)` (None = plaintext).
+`segment.ms` <= retention. `emotion-events` and `dead-letters` keep 7 days, in 1-day segments (a record is gone at
+most 8 days after it was written). The worker's person-state changelog is created here too (Faust then finds it):
+compacted, with `max.compaction.lag.ms` 1 day, so a purged person's older states (`moviemotion purge`) are compacted
+away within about a day of being written, not whenever the cleaner gets to them. `security` is the client options
+from `infra.kafka_security.kafka_python_kwargs(settings)` (None = plaintext).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from infra.kafka_broker import admin_client
 log = logging.getLogger(__name__)
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
 MAX_FACES_SEGMENT_MS = 5 * 60 * 1000
 DEAD_LETTER_PARTITIONS = 3
 MIN_FACES_PARTITIONS = 12
@@ -41,13 +45,13 @@ class TopicSpec:
 
 
 def topic_specs(settings) -> tuple[TopicSpec, ...]:
-    """The three topics with the partition counts and configs `settings` asks for."""
+    """The three topics and the person-state changelog with the partition counts and configs `settings` asks for."""
     if settings.faces_partitions < MIN_FACES_PARTITIONS:
         raise ValueError(f"faces_partitions must be >= {MIN_FACES_PARTITIONS}, got {settings.faces_partitions}")
     if settings.faces_retention_ms <= 0:
         raise ValueError(f"faces_retention_ms must be positive, got {settings.faces_retention_ms}")
     retention = settings.faces_retention_ms
-    week = {"cleanup.policy": "delete", "retention.ms": str(SEVEN_DAYS_MS)}
+    week = {"cleanup.policy": "delete", "retention.ms": str(SEVEN_DAYS_MS), "segment.ms": str(DAY_MS)}
     return (
         TopicSpec(settings.topics.faces, settings.faces_partitions, {
             "cleanup.policy": "delete",
@@ -59,6 +63,12 @@ def topic_specs(settings) -> tuple[TopicSpec, ...]:
         TopicSpec(settings.topics.emotion_events, settings.events_partitions, dict(week)),
         TopicSpec(settings.topics.dead_letters, DEAD_LETTER_PARTITIONS,
                   {**week, "max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)}),
+        # the Faust table's changelog: as many partitions as the table (= faces), compacted
+        TopicSpec(person_state_changelog(settings), settings.faces_partitions, {
+            "cleanup.policy": "compact",
+            "segment.ms": str(DAY_MS),
+            "max.compaction.lag.ms": str(DAY_MS),
+        }),
     )
 
 

@@ -12,6 +12,9 @@ framing, the raw FER2013 48x48 pixels resized to 64x64 (`engines.reference.refer
 the same faces (same split, same rows). PublicTest is the default; PrivateTest is for the one final
 report and needs `--final`.
 
+With `--robustness` the command writes the robustness report instead (`engines.robustness`: the split under
+each degradation of `engines.degradations`, and the Yale faces of `engines.yale_faces`).
+
 Run: `python -m engines.evaluation --help` or `moviemotion evaluate --help`.
 """
 from __future__ import annotations

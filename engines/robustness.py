@@ -8,13 +8,8 @@ has to be un-rolled by our own alignment; the reference sees its own framing of 
 the FER+ majority rule: 8 classes for the shipped model (`ferplus-majority`) and the 7 shared classes for both
 (`ferplus-majority-7`, contempt-labelled faces out; the reference has no contempt).
 
-Yale part: the product team's 4-class check (../shared/data/yalefaces/SOURCE.md): 15 people x {normal,
-centerlight, leftlight, rightlight -> neutral; happy -> happiness; sad -> sadness; surprised -> surprise} = 105
-faces, and a second line adding glasses/noglasses as neutral (135). Each full 320x243 image goes through YuNet
-(the camera producer's detector settings, best-scoring face) + `align_face` for the shipped model; the reference
-gets the YuNet box enlarged 1.25x to a square, resized to 64x64 (its authors' demo crops a detector box with a
-margin). A prediction is the model's argmax over all its classes, as the product reads it. Known quirk:
-subject04.sad is a copy of subject04.normal (kept, as the product team counts it).
+Yale part: the product team's 4-class check, 105 faces, and a second line with glasses/noglasses as neutral
+(135), through the product path (`engines.yale_faces`).
 
 Entry point: `python -m engines.evaluation --robustness` (see `engines.evaluation`).
 """
@@ -28,28 +23,17 @@ import numpy as np
 
 from engines.degradations import CONDITIONS, Degradation
 from engines.emotions import EMOTIONS
-from engines.evaluation import EvalFaces, Protocol, ScoredModel, load_eval_faces, predict, protocols, run_models, score
-from engines.ferplus import SHARED_DATA, align_all
-from engines.metrics import ClassificationReport, classification_report, save_confusion_png
+from engines.evaluation import EvalFaces, Protocol, ScoredModel, load_eval_faces, protocols, run_models, score
+from engines.ferplus import align_all
+from engines.metrics import ClassificationReport, save_confusion_png
 from engines.model_meta import DEFAULT_MODEL, read_metadata
+from engines.yale_faces import YALE_CLASSES, YALE_DIR, YaleMissing, YaleResult, load_yale, recall_of, score_yale, yale_models
 
-YALE_DIR = SHARED_DATA / "yalefaces"
-YALE_SUBJECTS = tuple(f"subject{i:02d}" for i in range(1, 16))
-# The product team's 105-face check, variant -> FER+ class.
-YALE_VARIANTS = {"normal": "neutral", "centerlight": "neutral", "leftlight": "neutral", "rightlight": "neutral",
-                 "happy": "happiness", "sad": "sadness", "surprised": "surprise"}
-YALE_EXTRA_NEUTRAL = {"glasses": "neutral", "noglasses": "neutral"}
-YALE_CLASSES = ("neutral", "happiness", "sadness", "surprise")
-REFERENCE_BOX_SCALE = 1.25
 # Which protocol each model is judged on in the table and the confusion PNGs.
 MAIN_PROTOCOL = {"shipped": "ferplus-majority", "reference": "ferplus-majority-7"}
 TABLE_PROTOCOLS = ("ferplus-majority", "ferplus-majority-7")
 FOUND_PROTOCOL = "ferplus-majority-found"
 TARGET_DROP_POINTS = 4.0  # model 2.0's target: each degradation costs at most 4 points of FER+ accuracy
-
-
-class YaleMissing(FileNotFoundError):
-    """The Yale faces are not in ../shared (research-use images, never in the repository)."""
 
 
 @dataclass(frozen=True)
@@ -62,19 +46,6 @@ class ConditionResult:
     found: int | None
     faces: int
     reports: dict[tuple[str, str], ClassificationReport]
-
-
-@dataclass(frozen=True)
-class YaleFaces:
-    """Yale images through the product path: names, true class names, aligned crops, reference crops."""
-
-    names: tuple[str, ...]
-    labels: tuple[str, ...]
-    aligned: np.ndarray
-    framed: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def clean_found(cache_dir: Path, size: int, split: str, n: int) -> np.ndarray | None:
@@ -102,7 +73,7 @@ def score_condition(name: str, description: str, params: dict, faces: EvalFaces,
     which separates what the detector loses from what the classifier loses."""
     chosen = [p for p in protocols(faces) if p.name in TABLE_PROTOCOLS]
     if found is not None:
-        base = next(p for p in chosen if p.name == FOUND_PROTOCOL[:-len("-found")])
+        base = next(p for p in chosen if p.name == "ferplus-majority")
         chosen.append(Protocol(FOUND_PROTOCOL, base.description + ", faces YuNet found", base.classes,
                                np.where(found, base.labels, -1)))
     reports = {}
@@ -112,102 +83,6 @@ def score_condition(name: str, description: str, params: dict, faces: EvalFaces,
             if report is not None:
                 reports[(protocol.name, model.role)] = report
     return ConditionResult(name, description, dict(params), None if found is None else int(found.sum()), len(faces), reports)
-
-
-def yale_images(yale_dir: Path = YALE_DIR, extra: bool = False) -> list[tuple[str, str, Path]]:
-    """(name, class, path) of the product team's 105 Yale faces, plus glasses/noglasses if `extra`."""
-    variants = {**YALE_VARIANTS, **(YALE_EXTRA_NEUTRAL if extra else {})}
-    items = [(f"{s}.{v}", label, Path(yale_dir) / f"{s}.{v}.jpeg") for s in YALE_SUBJECTS for v, label in variants.items()]
-    missing = [str(p) for _, _, p in items if not p.is_file()]
-    if missing:
-        raise YaleMissing(f"{len(missing)} Yale images missing (e.g. {missing[0]}); expected them in {yale_dir}")
-    return items
-
-
-def reference_crop(image: np.ndarray, bbox: tuple[float, float, float, float], size: int) -> np.ndarray:
-    """Gray square crop around a detector box, `REFERENCE_BOX_SCALE` x its longer side, resized to `size`."""
-    import cv2
-
-    from engines.preprocessing import to_gray
-
-    gray = to_gray(image)
-    x, y, w, h = bbox
-    side = REFERENCE_BOX_SCALE * max(w, h)
-    scale = size / side
-    # Map the square (cx - side/2, cy - side/2, side, side) onto (0, 0, size, size); borders replicated.
-    matrix = np.array([[scale, 0, -scale * (x + w / 2 - side / 2)], [0, scale, -scale * (y + h / 2 - side / 2)]])
-    return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-
-
-def load_yale(size: int, reference_size: int, yale_dir: Path = YALE_DIR, extra: bool = False, progress: bool = True) -> YaleFaces:
-    """The Yale faces through YuNet (best face) + `align_face`, and the reference's crops of the same box."""
-    import cv2
-    from tqdm import tqdm
-
-    from engines.face_detector import FaceDetector
-    from engines.preprocessing import align_face
-
-    detector = FaceDetector()  # the camera producer's settings
-    names, labels, aligned, framed = [], [], [], []
-    for name, label, path in tqdm(yale_images(yale_dir, extra), desc="Yale faces", disable=not progress):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise YaleMissing(f"cannot read {path}")
-        detections = detector.detect(image)
-        if not detections:
-            raise ValueError(f"YuNet finds no face in {path}")
-        best = max(detections, key=lambda d: d.score)
-        names.append(name)
-        labels.append(label)
-        aligned.append(align_face(image, best.landmarks, size))
-        framed.append(reference_crop(image, best.bbox, reference_size))
-    return YaleFaces(tuple(names), tuple(labels), np.stack(aligned), np.stack(framed))
-
-
-@dataclass(frozen=True)
-class YaleResult:
-    """One Yale set scored: per model, its report and its predicted class name per face."""
-
-    faces: YaleFaces
-    reports: dict[str, ClassificationReport]
-    predicted: dict[str, tuple[str, ...]]
-
-
-def score_yale(yale: YaleFaces, models: list[ScoredModel]) -> YaleResult:
-    """Per model: its argmax over all its classes against the Yale class (square confusion over its classes)."""
-    reports, predicted = {}, {}
-    for model in models:
-        truth = np.array([model.classes.index(label) for label in yale.labels])
-        pred = model.probs.argmax(1)
-        reports[model.role] = classification_report(truth, pred, model.classes)
-        predicted[model.role] = tuple(model.classes[i] for i in pred)
-    return YaleResult(yale, reports, predicted)
-
-
-def yale_models(yale: YaleFaces, model_path: Path, backend: str, reference_onnx: Path | None, batch: int, progress: bool) -> list[ScoredModel]:
-    """Both models' probabilities on the Yale crops (shipped: aligned; reference: its box crop)."""
-    from engines.reference import ReferenceModel
-    from engines.select import load_engine
-
-    with load_engine(backend, model_path) as engine:
-        models = [ScoredModel("shipped", engine.model_version, str(model_path), f"YuNet + align_face on {engine.backend}",
-                              tuple(engine.metadata.classes), predict(engine.infer, yale.aligned, batch, "shipped on Yale", progress))]
-    if reference_onnx is not None:
-        ref = ReferenceModel(reference_onnx)
-        models.append(ScoredModel("reference", ref.model_version, str(reference_onnx), "YuNet box x1.25, square, 64x64",
-                                  ref.classes, predict(ref.infer, yale.framed, batch, "reference on Yale", progress)))
-    return models
-
-
-def recall_of(report: ClassificationReport, classes: tuple[str, ...]) -> dict[str, float | None]:
-    """Recall per named class (None where the model has no such class or it has no support)."""
-    out = {}
-    for name in classes:
-        if name not in report.classes or report.support[report.classes.index(name)] == 0:
-            out[name] = None
-        else:
-            out[name] = float(report.recall[report.classes.index(name)])
-    return out
 
 
 def run_robustness(out_dir: Path, split: str = "PublicTest", model_path: Path | None = None, cache_dir: Path | None = None,

@@ -13,9 +13,8 @@ from engines.degradations import (
 )
 from engines.emotions import EMOTIONS
 from engines.evaluation import main
-from engines.robustness import (
-    YALE_CLASSES, YALE_DIR, YaleMissing, build_summary, load_yale, render_robustness, render_yale_table, yale_images,
-)
+from engines.robustness import build_summary, render_robustness, render_yale_table
+from engines.yale_faces import YALE_CLASSES, YALE_DIR, YaleMissing, load_yale, yale_images
 
 LIMIT = 40
 needs_yale = pytest.mark.skipif(not (YALE_DIR / "subject01.normal.jpeg").is_file(),

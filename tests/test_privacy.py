@@ -31,6 +31,7 @@ from producers.camera_producer import open_kafka_producer
 from producers.opt_out import OptOutList
 from schemas.dead_letter import MAX_KEPT_KEY_BYTES, MAX_STRIPPED_ERROR_CHARS, dead_letter, read_dead_letter_headers
 from schemas.face_frame import FaceFrame, decode_face_frame, encode_face_frame
+from stream_processors.scoring import decode_batch
 from tests.faults.harness import (GroundTruth, assert_matches_ground_truth, fault_settings, publish_recorded,
                                   sample_frames, until_movie_ts, wait_scored)
 
@@ -311,6 +312,18 @@ def test_a_face_dead_letter_keeps_no_byte_that_could_be_a_crop():
     assert person.key == frame.person_key.encode()  # a person key stays: the letter says whose message it was
     event = dead_letter(b"k", b'{"schema_version": 99}', "unknown_version", "e", "emotion-events", 0, 1, keep_payload=True)
     assert (event.key, event.value, read_dead_letter_headers(event.headers)["payload"]) == (b"k", b'{"schema_version": 99}', "original")
+
+
+def test_a_face_keyed_by_anything_but_its_person_key_is_rejected():
+    frames = face_frames(LoadSpec("scr-key", faces_per_s=5, cameras=1, seats_per_camera=2), sprite_crops(), 0,
+                         time.time_ns() // 1000)
+    values = [encode_face_frame(frame) for frame in frames] * 2
+    crop = frames[0].crop.tobytes()
+    keys = [frame.person_key.encode() for frame in frames] + [crop, None]
+    decoded, rejected = decode_batch(values, 48, keys)
+    assert [index for index, _ in decoded] == [0, 1]
+    assert [(bad.index, bad.reason) for bad in rejected] == [(2, "bad_value"), (3, "bad_value")]
+    assert "person key" in rejected[0].error and crop.hex()[:16] not in rejected[0].error
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 60) -> list:

@@ -102,20 +102,29 @@ def check_faces(faces: object, input_size: int) -> np.ndarray:
     return np.ascontiguousarray(faces)
 
 
-def quantize_model(src: Path | str, dst: Path | str, faces: np.ndarray, fmt: str = "qoperator") -> Path:
-    """Write an INT8 copy of the float model `src` to `dst` in format `fmt`, calibrated on `faces` uint8 (N, S, S).
+def quantize_model(src: Path | str, dst: Path | str, faces: np.ndarray | None, fmt: str = "qoperator", *,
+                   ranges: dict[str, tuple[float, float]] | None = None) -> Path:
+    """Write an INT8 copy of the float model `src` to `dst` in format `fmt`, calibrated on `faces` uint8 (N, S, S),
+    or, with `ranges` (tensor name -> (rmin, rmax), e.g. `activation_ranges` of the shipped INT8 file) and no
+    faces, with those activation ranges and no data.
 
-    `ModelError` if `src` is missing, corrupt, undescribed or already quantized; `ValueError` for bad faces or
-    an unknown format."""
+    `ModelError` if `src` is missing, corrupt, undescribed or already quantized, or if `ranges` miss a tensor
+    that gets quantized; `ValueError` for bad faces or an unknown format."""
     src, dst = Path(src), Path(dst)
     if fmt not in RECIPES:
         raise ValueError(f"unknown quantization format {fmt!r} (choose from {', '.join(FORMATS)})")
     metadata = read_metadata(src)
     if is_quantized(src):
         raise ModelError(f"{src}: already quantized (model_version {metadata.model_version}); quantize the float model")
+    if faces is None and ranges is not None:
+        # The calibrator must see one batch; every range it measures is replaced (checked below).
+        faces = np.full((1, metadata.input_size, metadata.input_size), 128, np.uint8)
     faces = check_faces(faces, metadata.input_size)
     recipe = RECIPES[fmt]
     input_name = onnx.load(str(src)).graph.input[0].name
+    extra = {"ActivationSymmetric": recipe.symmetric, "WeightSymmetric": True, "QuantizeBias": recipe.quantize_bias}
+    if ranges is not None:
+        extra["TensorQuantOverrides"] = {name: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for name, (lo, hi) in ranges.items()}
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
@@ -130,9 +139,15 @@ def quantize_model(src: Path | str, dst: Path | str, faces: np.ndarray, fmt: str
             weight_type=recipe.weight_type,
             op_types_to_quantize=list(recipe.op_types),
             calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": recipe.symmetric, "WeightSymmetric": True,
-                           "QuantizeBias": recipe.quantize_bias},
+            extra_options=extra,
         )
+    if ranges is not None:
+        graph = onnx.load(str(dst)).graph
+        weights = {init.name for init in graph.initializer}
+        quantized = {n.input[0] for n in graph.node if n.op_type in ("QuantizeLinear", "QLinearConv") and n.input[0] not in weights}
+        if missing := sorted(quantized - set(ranges)):
+            dst.unlink()
+            raise ModelError(f"no activation range for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     drop_unused_opsets(dst)
     write_metadata(dst, metadata.with_version(metadata.model_version + VERSION_SUFFIX))
     return dst
@@ -147,6 +162,31 @@ def drop_unused_opsets(path: Path) -> None:
     model.opset_import.extend(kept)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def activation_ranges(qoperator_model: Path | str, float_model: Path | str) -> dict[str, tuple[float, float]]:
+    """The calibrated (rmin, rmax) of each activation a QOperator INT8 file quantizes, read back from its uint8
+    scales and zero points, plus each Relu output of `float_model` whose input has one (clamped at 0: the
+    QOperator file folds the Relus away). Lets a Q/DQ file for TensorRT use the shipped file's ranges, no data."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(qoperator_model), load_external_data=False)
+    if not set(op_counts(qoperator_model)) & QOPERATOR_OPS:
+        raise ModelError(f"{qoperator_model}: not a QOperator INT8 model (no QLinearConv & co.)")
+    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    ranges: dict[str, tuple[float, float]] = {}
+    for name, scale in constants.items():
+        tensor = name.removesuffix("_scale")
+        zero_point = constants.get(tensor + "_zero_point")
+        if tensor == name or zero_point is None or zero_point.dtype != np.uint8 or scale.size != 1 or zero_point.size != 1:
+            continue  # per-channel int8 weight scales, biases, other constants
+        step, zero = float(scale.reshape(())), int(zero_point.reshape(()))
+        ranges[tensor] = (-zero * step, (255 - zero) * step)
+    for node in onnx.load(str(float_model), load_external_data=False).graph.node:
+        if node.op_type == "Relu" and node.input[0] in ranges:
+            lo, hi = ranges[node.input[0]]
+            ranges.setdefault(node.output[0], (max(lo, 0.0), max(hi, 0.0)))
+    return ranges
 
 
 def op_counts(path: Path | str) -> Counter:

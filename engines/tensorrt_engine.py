@@ -3,7 +3,8 @@
 Builds a serialized engine from the same ONNX model file (explicit batch, one optimization
 profile min 1 / opt 64 / max 256) in FP32, FP16, or INT8 by explicit quantization: a strongly typed
 network from a Q/DQ ONNX file, either given or made from the float file by `engines.quantize`
-(symmetric int8, calibrated on the first 512 FER+ PublicTest faces). Implicit calibration
+(symmetric int8; for the shipped model with the activation ranges of the shipped INT8 file, which were
+calibrated on the first 512 FER+ PublicTest faces). Implicit calibration
 (`IInt8EntropyCalibrator2`) is deprecated since TensorRT 10.1 and is not used. The plan is cached keyed
 by model sha256 + precision + TensorRT version + GPU name; inference uses page-locked host buffers
 and async copies on one CUDA stream. A QOperator INT8 file (ONNX Runtime's) is refused: TensorRT
@@ -180,22 +181,30 @@ def check_tensorrt_qdq(model_path: Path) -> None:
 
 
 def qdq_model(model_path: Path, cache_dir: Path) -> Path:
-    """A Q/DQ (TensorRT recipe) copy of the float model, calibrated as the shipped INT8 file is (the first
-    CALIBRATION_FACES FER+ PublicTest faces), kept in the plan cache by the float file's hash."""
-    from engines.quantize import CALIBRATION_FACES, calibration_faces, quantize_model
+    """A Q/DQ (TensorRT recipe) copy of the float model, kept in the plan cache by the float file's hash.
+
+    For the shipped float file its activation ranges are those of the shipped INT8 file (calibrated on the first
+    512 PublicTest faces), read back from it: no data needed on the GPU box. For another float file they are
+    calibrated on those faces (the FER+ cache or ../shared must be there)."""
+    from engines.quantize import CALIBRATION_FACES, activation_ranges, calibration_faces, quantize_model
+    from engines.select import INT8_MODEL
 
     out = Path(cache_dir) / f"{file_sha256(model_path)[:16]}-qdq-tensorrt.onnx"
     if out.is_file():
         return out
-    try:
-        faces = calibration_faces(FER_CACHE, CALIBRATION_FACES)
-    except FileNotFoundError as exc:
-        raise ModelError(
-            f"TensorRT INT8 needs a Q/DQ model: none given and no FER+ faces to calibrate one ({exc}); make one with "
-            "`python -m engines.quantize --format qdq-tensorrt --out FILE` and load that file"
-        ) from None
     tmp = out.with_suffix(".tmp.onnx")
-    quantize_model(model_path, tmp, faces, "qdq-tensorrt")
+    float_version = read_metadata(model_path).model_version
+    if INT8_MODEL.is_file() and read_metadata(INT8_MODEL).model_version == float_version + "-int8":
+        quantize_model(model_path, tmp, None, "qdq-tensorrt", ranges=activation_ranges(INT8_MODEL, model_path))
+    else:
+        try:
+            faces = calibration_faces(FER_CACHE, CALIBRATION_FACES)
+        except FileNotFoundError as exc:
+            raise ModelError(
+                f"TensorRT INT8 needs a Q/DQ model: none given and no FER+ faces to calibrate one ({exc}); make one "
+                "with `python -m engines.quantize --format qdq-tensorrt --out FILE` and load that file"
+            ) from None
+        quantize_model(model_path, tmp, faces, "qdq-tensorrt")
     tmp.replace(out)
     return out
 

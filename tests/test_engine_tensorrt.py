@@ -141,3 +141,9 @@ def test_int8_builds_from_qdq_and_never_from_qoperator(shipped_model, tmp_path):
         check_source(tmp_path / "shifted.onnx", "int8")
     with pytest.raises(ValueError, match="precision must be one of fp32, fp16, int8"):
         check_source(shipped_model, "int4")
+    # INT8 of the shipped float file builds from a Q/DQ copy with the shipped INT8 file's ranges: no FER+ data.
+    from engines.tensorrt_engine import qdq_model
+
+    copy = qdq_model(shipped_model, tmp_path / "plans")
+    assert copy.parent == tmp_path / "plans" and check_source(copy, "int8") == "qdq"
+    assert qdq_model(shipped_model, tmp_path / "plans") == copy  # made once, then reused

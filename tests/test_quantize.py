@@ -168,3 +168,24 @@ def test_int8_engine_refuses_bad_batches():
                            (np.zeros((0, 48, 48), np.uint8), "empty")):
         with pytest.raises(ValueError, match=message):
             engine.infer(batch)
+
+
+def test_tensorrt_qdq_from_the_shipped_ranges_needs_no_data(shipped_model, onnx_engine, public_test_faces, tmp_path):
+    """The activation ranges read back from the shipped INT8 file make a symmetric Q/DQ file for TensorRT without
+    calibration faces; it agrees with the float model as TensorRT INT8 must (>= 98.5 % top-1 on PublicTest)."""
+    from engines.quantize import activation_ranges
+    from engines.tensorrt_engine import check_tensorrt_qdq
+
+    ranges = activation_ranges(INT8_MODEL, shipped_model)
+    assert "faces" in ranges and all(lo <= 0 <= hi and hi > lo for lo, hi in ranges.values())
+    out = quantize_model(shipped_model, tmp_path / "trt.onnx", None, "qdq-tensorrt", ranges=ranges)
+    assert is_qdq(out) and read_metadata(out).model_version == read_metadata(INT8_MODEL).model_version
+    check_tensorrt_qdq(out)
+    faces = public_test_faces.pixels
+    assert top1_agreement(OnnxRuntimeEngine(out).infer(faces), onnx_engine.infer(faces)) >= 0.985
+    partial = {name: r for name, r in ranges.items() if name != "faces"}
+    with pytest.raises(ModelError, match="no activation range for faces"):
+        quantize_model(shipped_model, tmp_path / "partial.onnx", None, "qdq-tensorrt", ranges=partial)
+    assert not (tmp_path / "partial.onnx").exists()
+    with pytest.raises(ModelError, match="not a QOperator INT8 model"):
+        activation_ranges(shipped_model, shipped_model)

@@ -189,6 +189,21 @@ def test_clickhouse_holds_no_pixels_and_purge_deletes_a_screening(kafka_broker, 
     again = CliRunner().invoke(cli, args)  # idempotent: nothing left to tombstone
     assert again.exit_code == 0 and "tombstoned 0 person key(s)" in again.output, again.output
 
+    # a worker restarting on the changelog recovers through the tombstones and writes no purged state back
+    log = tmp_path / "restarted.log"
+    worker = start_worker(settings, log)
+    try:
+        deadline = time.monotonic() + 180
+        while "[^Worker]: Ready" not in (log.read_text(errors="replace") if log.exists() else ""):
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker did not restart"
+            time.sleep(0.5)
+        time.sleep(settings.idle_flush_s + 3)  # past the idle flush of restored open seconds
+    finally:
+        stop_worker(worker)
+    assert "Traceback" not in log.read_text(errors="replace")
+    final = latest_per_key(settings.kafka_bootstrap, changelog)
+    assert {key: final[key] for key in keys[purged]} == {key: None for key in keys[purged]}, "a purged state came back"
+
 
 def test_purge_fails_loudly_on_a_table_it_cannot_delete_from(clickhouse_target):
     client = clickhouse_target.client

@@ -281,6 +281,7 @@ def main(csv_path: Path, use_stack: bool, screening_dir: Path | None, yale_dir: 
             screening = generate_yale_screening(screening_dir or work / "screening", yale_dir, progress=True)
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from None
+        truth = read_truth(screening.ground_truth_path)  # before the temp dir goes
         with (nullcontext(load_settings()) if use_stack else private_stack(work)) as base:
             settings = fresh_run(base, "yale")
             screening_id = settings.processor_group
@@ -293,7 +294,6 @@ def main(csv_path: Path, use_stack: bool, screening_dir: Path | None, yale_dir: 
                 published = run_through_pipeline(settings, screening, screening_id, work / "logs", timeout, show)
             with connect(settings) as client:
                 stored, with_reaction = stored_seconds(client, screening_id)
-    truth = read_truth(screening.ground_truth_path)
     write_seconds_csv(csv_path, truth, stored)
     labels = {"dominant": {key: s.dominant for key, s in stored.items()}}
     filled = with_reaction and any(s.reaction for s in stored.values())

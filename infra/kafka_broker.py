@@ -29,6 +29,9 @@ from kafka.errors import KafkaError
 
 from infra.kafka_security import BROKER_LISTENER, BrokerSecurity
 
+# How often the broker deletes expired segments (here and in infra/compose/kafka-server.properties): part of how
+# long a crop can stay readable (infra.topics.crop_lifetime_ms).
+RETENTION_CHECK_INTERVAL_MS = 60 * 1000
 log = logging.getLogger(__name__)
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -344,7 +347,7 @@ class KafkaBroker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
-            "log.retention.check.interval.ms": "60000",
+            "log.retention.check.interval.ms": str(RETENTION_CHECK_INTERVAL_MS),
             "num.network.threads": "2",
             "num.io.threads": "4",
         }

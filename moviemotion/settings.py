@@ -37,7 +37,8 @@ class Settings:
     kafka_ca_file: str = field(default_factory=lambda: _env("KAFKA_CA_FILE", ""))
     faces_partitions: int = field(default_factory=lambda: int(_env("FACES_PARTITIONS", "12")))
     events_partitions: int = field(default_factory=lambda: int(_env("EVENTS_PARTITIONS", "12")))
-    faces_retention_ms: int = field(default_factory=lambda: int(_env("FACES_RETENTION_MS", str(15 * 60 * 1000))))
+    # `faces` retention.ms: 10 min, so a crop is unreadable 15 min after it was produced at worst (infra/topics.py).
+    faces_retention_ms: int = field(default_factory=lambda: int(_env("FACES_RETENTION_MS", str(10 * 60 * 1000))))
     # Empty = the embedded chDB store under state_dir; else a clickhouse:// URL (native protocol).
     clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL", ""))
     # Password of the URL's user, from $MOVIEMOTION_CLICKHOUSE_PASSWORD or ..._PASSWORD_FILE (keeps it out of the URL).

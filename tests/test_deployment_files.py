@@ -725,3 +725,19 @@ def test_compose_broker_gets_the_roles_from_init_and_enforces_them(compose_kafka
     finally:
         consumer.close()
     assert not ping(compose_kafka.internal, timeout_s=3), "an anonymous client got an answer"
+
+
+def test_compose_keeps_the_crop_promise():
+    """The venue's `faces` retention (FACES_RETENTION_MS's default in the compose file) and its broker's retention
+    check (kafka-server.properties) keep every crop unreadable 15 minutes after it was produced, as the local stack
+    does (tests/test_kafka_broker.py reads the same back from a running broker)."""
+    from infra.kafka_broker import RETENTION_CHECK_INTERVAL_MS
+    from infra.topics import CROP_PROMISE_MS, crop_lifetime_ms
+
+    env = compose()["x-moviemotion-env"]["MOVIEMOTION_FACES_RETENTION_MS"]
+    retention_ms = int(re.fullmatch(r"\$\{FACES_RETENTION_MS:-(\d+)\}", env).group(1))
+    properties = (INFRA / "compose" / "kafka-server.properties").read_text()
+    check_ms = int(re.search(r"^log\.retention\.check\.interval\.ms=(\d+)$", properties, re.M).group(1))
+    assert check_ms == RETENTION_CHECK_INTERVAL_MS
+    assert crop_lifetime_ms(retention_ms, check_ms) <= CROP_PROMISE_MS
+    assert f"FACES_RETENTION_MS={retention_ms}" in ENV_EXAMPLE.read_text()

@@ -12,8 +12,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from infra.kafka_broker import BrokerError, BrokerUnreachable, KafkaBroker, ping
 from infra.kafka_tools import console_consumer
-from infra.topics import consumer_lag, ensure_topics, topic_specs
-from moviemotion.settings import Topics
+from infra.topics import CROP_PROMISE_MS, consumer_lag, crop_lifetime_ms, ensure_topics, topic_specs
+from moviemotion.settings import Settings, Topics
 from tests.fixtures.kafka import distinct_free_ports, free_port
 
 pytestmark = pytest.mark.kafka
@@ -171,7 +171,7 @@ def test_partitions_are_raised_and_drifted_configs_realigned(kafka_broker):
     assert back[faces]["partitions"] == wider.faces_partitions
     assert back[settings.topics.emotion_events]["partitions"] == wider.events_partitions
     assert back[faces]["configs"]["retention.ms"] == str(wider.faces_retention_ms)
-    assert back[faces]["configs"]["segment.ms"] == str(min(wider.faces_retention_ms, 5 * 60 * 1000))
+    assert back[faces]["configs"]["segment.ms"] == str(min(wider.faces_retention_ms, 2 * 60 * 1000))
     dead_spec = next(spec for spec in topic_specs(wider) if spec.name == settings.topics.dead_letters)
     assert back[settings.topics.dead_letters]["configs"]["retention.ms"] == dead_spec.configs["retention.ms"]
     # asking for fewer partitions never shrinks
@@ -228,3 +228,19 @@ def test_consumer_lag_counts_uncommitted_records(kafka_broker):
         consumer.close()
     assert read == 10
     assert consumer_lag(kafka_broker.bootstrap, group) == {topic: 40 - read}
+
+
+def test_no_crop_is_readable_past_the_promise_with_the_default_retention(kafka_broker):
+    """README's privacy promise: no crop readable 15 minutes after it was produced. A crop lives until its segment
+    closes, the segment's newest record ages past retention.ms, and the broker's next retention check: read back
+    from the running broker, with the default settings (15 min retention used to allow about 21 min)."""
+    defaults = Settings().with_overrides(kafka_bootstrap=kafka_broker.bootstrap, state_dir=kafka_broker.settings.state_dir)
+    faces = read_back(kafka_broker.bootstrap, [defaults.topics.faces])[defaults.topics.faces]["configs"]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap, request_timeout_ms=15000)
+    try:
+        broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
+        check_ms = int(next(iter(broker["broker"].values()))["log.retention.check.interval.ms"]["value"])
+    finally:
+        admin.close()
+    lifetime = int(faces["retention.ms"]) + int(faces["segment.ms"]) + check_ms
+    assert lifetime == crop_lifetime_ms(defaults.faces_retention_ms) <= CROP_PROMISE_MS

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
 from kafka.errors import (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError,
                           TopicAlreadyExistsError)
@@ -173,12 +174,24 @@ def _group_offsets(admin, group_id: str, timeout_s: float) -> dict:
             time.sleep(0.5)
 
 
-def committed_offsets(bootstrap: str, group_id: str, topic: str, timeout_s: float = 15,
-                      security: Mapping[str, Any] | None = None) -> dict[int, int]:
-    """{partition: committed offset} of `group_id` on `topic` (partitions it never committed are absent)."""
+def read_start_offsets(bootstrap: str, group_id: str, topic: str, timeout_s: float = 15,
+                       security: Mapping[str, Any] | None = None) -> dict[int, int]:
+    """{partition: the first offset `group_id` has still to read} for every partition of `topic`: its committed
+    offset, or the partition's log start where that is later (the records before were deleted by retention) or
+    where the group never committed (it starts at the earliest record, as the worker's consumer does)."""
     with admin_client(bootstrap, timeout_s, security) as admin:
-        return {tp.partition: meta.offset for tp, meta in _group_offsets(admin, group_id, timeout_s).items()
-                if tp.topic == topic and meta.offset >= 0}
+        committed = {tp.partition: meta.offset for tp, meta in _group_offsets(admin, group_id, timeout_s).items()
+                     if tp.topic == topic and meta.offset >= 0}
+        partitions = [TopicPartition(topic, p) for p in range(_partition_counts(admin, [topic])[topic])]
+        starts = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions},
+                                              timeout_ms=int(timeout_s * 1000))
+    return first_unread_offsets(committed, {tp.partition: info.offset for tp, info in starts.items()})
+
+
+def first_unread_offsets(committed: Mapping[int, int], log_starts: Mapping[int, int]) -> dict[int, int]:
+    """Per partition of `log_starts`: the committed offset, unless the log now starts later or nothing was
+    committed, then the log start."""
+    return {partition: max(committed.get(partition, -1), start) for partition, start in log_starts.items()}
 
 
 def consumer_lag(bootstrap: str, group_id: str = PROCESSOR_GROUP, timeout_s: float = 15,

@@ -36,7 +36,7 @@ from faust.types import TP
 
 from infra.clickhouse.client import connect
 from infra.kafka_security import faust_credentials, kafka_python_kwargs
-from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, PERSON_STATE_TABLE, committed_offsets, consumer_lag
+from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, PERSON_STATE_TABLE, consumer_lag, read_start_offsets
 from moviemotion.settings import load_settings
 from schemas.dead_letter import dead_letter
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
@@ -123,23 +123,25 @@ async def publish(states: dict[bytes, tuple[PersonState, list]]) -> None:
 
 @app.on_partitions_assigned.connect
 async def on_faces_assigned(sender, assigned, **kwargs) -> None:
-    """A new assignment: the guard restarts from the group's committed offsets (`ensure_faces_guard`)."""
+    """A new assignment: the guard restarts from where the group has to read (`ensure_faces_guard`)."""
     keep_skips_uncommitted(app.consumer, settings.topics.faces)
     faces_offsets.invalidate()
     faces_rewinder.clear()
 
 
-def group_committed_faces_offsets() -> dict[int, int]:
-    return committed_offsets(settings.kafka_bootstrap, settings.processor_group, settings.topics.faces,
-                             security=kafka_python_kwargs(settings))
+def faces_start_offsets() -> dict[int, int]:
+    return read_start_offsets(settings.kafka_bootstrap, settings.processor_group, settings.topics.faces,
+                              security=kafka_python_kwargs(settings))
 
 
 async def ensure_faces_guard() -> None:
-    """After an assignment, start the offset guard from the group's committed `faces` offsets (once)."""
+    """After an assignment, start the offset guard where the group has to read `faces` from (once): its committed
+    offsets, or the log start where retention deleted past them or nothing was committed (else the guard would
+    rewind to deleted offsets forever, or take a message after a skip as the start)."""
     if not faces_offsets.current:
-        committed = await asyncio.get_running_loop().run_in_executor(None, group_committed_faces_offsets)
+        starts = await asyncio.get_running_loop().run_in_executor(None, faces_start_offsets)
         if not faces_offsets.current:  # the agent or the timer may have done it meanwhile
-            faces_offsets.reset(committed)
+            faces_offsets.reset(starts)
 
 
 @app.agent(faces_topic)

@@ -5,16 +5,17 @@ fetched while the partition was briefly active are dropped when it is paused aga
 already moved past them, and Faust commits over the jump (docs/reliability.md). `faces` is neither compacted
 nor transactional, so its offsets are contiguous and a jump is always a skip.
 
-`OffsetGuard` knows, per partition, the next offset the agent must see: the group's committed offset at
-assignment, then one past each message it admitted. `admit` returns what to do with a message:
+`OffsetGuard` knows, per partition, the next offset the agent must see: where the group has to read from at
+assignment (its committed offset, or the log start where retention deleted past it or nothing was committed:
+`infra.topics.read_start_offsets`), then one past each message it admitted. `admit` returns what to do with a message:
 
 - `PROCESS`: it is the next one;
 - `REPLAYED`: it was already admitted (a rewind re-reads it): ack it, do not score it twice;
 - `HOLD`: messages are missing before it: leave it unacked, so no commit can pass the missing ones, and
   rewind the partition to `expected(partition)`; it comes back after them.
 
-A partition whose committed offset is unknown (never committed) takes its first message as the start.
-Pure: the Faust app supplies committed offsets, performs the rewind and the acks.
+A partition without a start offset takes its first message as the start.
+Pure: the Faust app supplies the start offsets, performs the rewind and the acks.
 """
 from __future__ import annotations
 
@@ -37,16 +38,16 @@ class OffsetGuard:
 
     @property
     def current(self) -> bool:
-        """False after `invalidate` until `reset` gives the new assignment's committed offsets."""
+        """False after `invalidate` until `reset` gives the new assignment's start offsets."""
         return self._current
 
     def invalidate(self) -> None:
         """The assignment changed: the expected offsets are unknown until the next `reset`."""
         self._current = False
 
-    def reset(self, committed: Mapping[int, int]) -> None:
-        """Start from the group's committed offsets (partition -> next offset to read)."""
-        self._expected = {partition: offset for partition, offset in committed.items() if offset >= 0}
+    def reset(self, starts: Mapping[int, int]) -> None:
+        """Start from the offsets the group has to read next (partition -> offset)."""
+        self._expected = {partition: offset for partition, offset in starts.items() if offset >= 0}
         self._current = True
 
     def expected(self, partition: int) -> int | None:

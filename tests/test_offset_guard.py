@@ -6,6 +6,7 @@ from __future__ import annotations
 from faust.types import TP
 
 from stream_processors.faust_offsets import REWIND_RETRY_S, Rewinder
+from infra.topics import first_unread_offsets
 from stream_processors.offset_guard import Admission, OffsetGuard
 
 
@@ -87,3 +88,9 @@ def test_a_rewind_is_forgotten_once_its_offset_is_admitted_or_the_partition_move
     assert rewinder.pending == {2: 20}
     assert rewinder.due(guard, assigned={TP("faces", 1)}, now=60.0) == {}  # partition 2 went to another worker
     assert rewinder.pending == {}
+
+
+def test_first_unread_offsets_start_at_the_log_start_where_retention_deleted_past_the_commit():
+    # partition 0: committed 40 and still there; 1: committed 5 but the log now starts at 30 (retention);
+    # 2: never committed, the worker's consumer starts at the earliest record.
+    assert first_unread_offsets({0: 40, 1: 5}, {0: 12, 1: 30, 2: 7}) == {0: 40, 1: 30, 2: 7}

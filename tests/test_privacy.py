@@ -20,7 +20,7 @@ from kafka.structs import TopicPartition
 
 from benchmarks.load_generator import LoadSpec, encoded_tick, face_frames, sprite_crops
 from infra.clickhouse.migrations import PurgeIncomplete, purge_screening
-from infra.kafka_broker import KafkaBroker, admin_client
+from infra.kafka_broker import admin_client
 from infra.kafka_purge import TopicRetention, retention_notes
 from infra.ports import free_ports
 from infra.topics import DAY_MS, SEVEN_DAYS_MS, ensure_topics, person_state_changelog
@@ -389,18 +389,6 @@ def tables_holding(client, pieces: list[bytes]) -> dict[str, int]:
         if hits:
             found[f"{table}.{column}"] = hits
     return found
-
-
-@pytest.fixture
-def own_broker(tmp_path) -> KafkaBroker:
-    """A broker for one test alone: the worker's default topic names, every topic on it written by that test."""
-    port, controller_port = free_ports(2)
-    broker = KafkaBroker(tmp_path / "kafka", port=port, controller_port=controller_port)
-    broker.start(timeout=120)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.mark.slow

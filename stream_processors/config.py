@@ -49,7 +49,7 @@ class StateConfig:
     reaction_threshold: float = 0.10  # onset: the leading non-neutral probability above the viewer's own baseline
     reaction_margin: float = 0.02  # onset: its lead over the runner-up emotion
     reaction_release: float = 0.6  # an ongoing reaction lasts while its excess stays at or above this x the threshold
-    reaction_onset_seconds: int = 1  # seconds in a row an onset must lead before it is reported
+    reaction_onset_seconds: int = 2  # seconds in a row an onset must lead before it is reported
     reaction_calibrating_threshold: float = 0.30  # onset threshold against the population baseline (not calibrated)
 
     def __post_init__(self) -> None:

@@ -71,7 +71,8 @@ def test_before_the_baseline_is_ready_only_strong_expressions_are_reactions():
     frames = [scored(k / FPS, mild) for k in range(3 * FPS)] + [scored(3 + k / FPS, strong) for k in range(3 * FPS)]
     summaries = run(PersonState(CONFIG), frames)
     assert all(not s.baseline_ready for s in summaries)
-    assert [s.reaction for s in summaries] == ["neutral", "neutral", "neutral", "surprise", "surprise", "surprise"]
+    # the onset needs reaction_onset_seconds (2) seconds in a row
+    assert [s.reaction for s in summaries] == ["neutral", "neutral", "neutral", "neutral", "surprise", "surprise"]
 
 
 def test_screening_shorter_than_the_calibration_window():
@@ -89,5 +90,5 @@ def test_a_reaction_ends_with_the_expression():
     smoother, which carries about a third of the previous second, kept it for two more seconds)."""
     rng = np.random.default_rng(5)
     summaries = run(PersonState(CONFIG), script([("neutral", 12), ("happiness", 5), ("neutral", 5)], rng))
-    assert reactions(summaries, 12, 17) == ["happiness"] * 5
+    assert reactions(summaries, 12, 17) == ["neutral"] + ["happiness"] * 4  # onset: 2 seconds in a row
     assert reactions(summaries, 17, 22) == ["neutral"] * 5

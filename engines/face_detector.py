@@ -54,3 +54,7 @@ class FaceDetector:
             )
             for f in faces
         ]
+
+    def detect_best(self, frame: np.ndarray) -> Detection | None:
+        """The most confident face in `frame`, or None (for images that show one person)."""
+        return max(self.detect(frame), key=lambda d: d.score, default=None)

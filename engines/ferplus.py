@@ -113,9 +113,8 @@ def align_all(pixels: np.ndarray, size: int, progress: bool = True) -> tuple[np.
     for i, face in enumerate(tqdm(pixels, desc="align FER faces", disable=not progress)):
         big = cv2.resize(face, (48 * upscale, 48 * upscale), interpolation=cv2.INTER_CUBIC)
         big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        detections = detector.detect(big)
-        if detections:
-            best = max(detections, key=lambda d: d.score)
+        best = detector.detect_best(big)
+        if best is not None:
             out[i] = align_face(big, best.landmarks, size)
             found[i] = True
         else:

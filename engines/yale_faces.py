@@ -87,10 +87,9 @@ def load_yale(size: int, reference_size: int, yale_dir: Path = YALE_DIR, extra: 
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise YaleMissing(f"cannot read {path}")
-        detections = detector.detect(image)
-        if not detections:
+        best = detector.detect_best(image)
+        if best is None:
             raise ValueError(f"YuNet finds no face in {path}")
-        best = max(detections, key=lambda d: d.score)
         names.append(name)
         labels.append(label)
         aligned.append(align_face(image, best.landmarks, size))

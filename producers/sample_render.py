@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -18,6 +19,17 @@ from engines.emotions import EMOTION_INDEX
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SCRIPT_PATH = SAMPLE_DIR / "script.json"
 _FEATHER_PX = 10
+
+
+def segment_index_at(segments: Sequence, second: float) -> int:
+    """Index of the segment (anything with `.seconds`) playing at `second` of back-to-back `segments`; the last one
+    past the end."""
+    end = 0
+    for index, segment in enumerate(segments):
+        end += segment.seconds
+        if second < end:
+            return index
+    return len(segments) - 1
 
 
 @dataclass(frozen=True)
@@ -41,13 +53,7 @@ class SeatScript:
         return self.segments[self.segment_index_at(second)].emotion
 
     def segment_index_at(self, second: float) -> int:
-        """The segment playing at `second` (the last one past the end)."""
-        end = 0
-        for index, segment in enumerate(self.segments):
-            end += segment.seconds
-            if second < end:
-                return index
-        return len(self.segments) - 1
+        return segment_index_at(self.segments, second)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def test_the_product_alignment_undoes_part_of_a_15_degree_roll_of_a_real_face():
     detector = FaceDetector()
 
     def eye_angle_and_crop(img):
-        best = max(detector.detect(img), key=lambda d: d.score)
+        best = detector.detect_best(img)
         (rx, ry), (lx, ly) = best.landmarks[0], best.landmarks[1]
         return np.degrees(np.arctan2(ly - ry, lx - rx)), align_face(img, best.landmarks, 48).astype(float)
 

@@ -95,10 +95,9 @@ def load_faces(script: YaleScript, yale_dir: Path = YALE_DIR, cameras: tuple[Yal
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise ValueError(f"cannot read {path}")
-        detections = detector.detect(gray)
-        if not detections:
+        best = detector.detect_best(gray)
+        if best is None:
             raise ValueError(f"YuNet finds no face in {path}")
-        best = max(detections, key=lambda d: d.score)
         faces[(subject, variant)] = AlignedFace(gray.astype(np.float32),
                                                 eye_alignment(best.landmarks, script.face_px, script.eye_px))
     return faces

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from producers.sample_render import segment_index_at
+
 YALE_SCRIPT_DIR = Path(__file__).resolve().parent
 SCRIPT_PATH = YALE_SCRIPT_DIR / "script.json"
 
@@ -42,13 +44,7 @@ class YaleSeat:
         return sum(segment.seconds for segment in self.segments)
 
     def segment_index_at(self, second: float) -> int:
-        """The segment playing at `second` (the last one past the end)."""
-        end = 0
-        for index, segment in enumerate(self.segments):
-            end += segment.seconds
-            if second < end:
-                return index
-        return len(self.segments) - 1
+        return segment_index_at(self.segments, second)
 
     def segment_start(self, index: int) -> int:
         return sum(segment.seconds for segment in self.segments[:index])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 
 import click
@@ -15,12 +14,6 @@ from infra.secure_broker import client_env, local_credentials, security_dir
 from moviemotion.settings import Settings
 
 UP_STEPS = 4  # jars, broker, topics, store (see infra.stack.up)
-
-
-def _quiet_kafka_client() -> None:
-    """kafka-python logs every connection at INFO; keep it to warnings unless -v asked for DEBUG."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 def _duration(ms: int | None) -> str:
@@ -87,7 +80,6 @@ def register(group: click.Group) -> None:
         State lives under --state-dir (Kafka data + logs in <state-dir>/kafka/). With --secure it prints the
         settings each client role sets to connect; a state dir stays in the mode it was first started in.
         """
-        _quiet_kafka_client()
         with tqdm(total=UP_STEPS, desc="moviemotion up", unit="step", leave=False) as bar:
             def progress(step: str) -> None:  # called as each step begins: the previous one is done
                 if bar.postfix:
@@ -109,7 +101,6 @@ def register(group: click.Group) -> None:
     @click.pass_obj
     def down(settings: Settings, timeout: float) -> None:
         """Stop the local broker and ClickHouse store (data is kept under --state-dir)."""
-        _quiet_kafka_client()
         try:
             stack.down(settings, timeout=timeout)
         except (BrokerError, KafkaError, RuntimeError) as exc:
@@ -121,7 +112,6 @@ def register(group: click.Group) -> None:
     @click.pass_obj
     def status(settings: Settings, as_json: bool) -> None:
         """Show broker process/answering, topics (partitions, retention), consumer lag and store status."""
-        _quiet_kafka_client()
         try:
             current = stack.status(settings)
         except (BrokerError, KafkaError, ValueError, RuntimeError) as exc:  # ValueError: secure credentials missing

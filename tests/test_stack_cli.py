@@ -55,7 +55,7 @@ def test_up_status_down(stack_args):
     assert json.loads(run([*stack_args, "status", "--json"]).output)["broker_pid"] == report["broker_pid"]
 
     text = run([*stack_args, "status"])
-    assert f"pid {report['broker_pid']}" in text.output and "15min" in text.output
+    assert f"pid {report['broker_pid']}" in text.output and f"retention  {settings.faces_retention_ms // 60_000}min" in text.output
 
     down = run([*stack_args, "down"])
     assert down.exit_code == 0, down.output

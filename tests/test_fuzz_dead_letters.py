@@ -4,7 +4,8 @@ kept whole), every valid one is scored and stored once.
 
 The bad input: random bytes, null values, truncated frames, unknown schema versions, impossible crop shapes
 (zero/oversized sides, a crop the model cannot take, bytes beyond the crop), NaN/inf fields, captures from the
-future, 10 MB messages (the `faces` topic takes up to infra.topics.FACES_MAX_MESSAGE_BYTES so they reach the
+future or before 2020, track ids past UInt32, movie times past 6 h, valid frames under a key that is not their
+person key, 10 MB messages (the `faces` topic takes up to infra.topics.FACES_MAX_MESSAGE_BYTES so they reach the
 worker), and EmotionEvents on `emotion-events` with NaN/inf probabilities, garbage JSON or a wrong version.
 The valid frames belong to a screening never registered in `screenings`: unknown screening ids are accepted
 and scored under their own id (checking the catalogue per message would cost a lookup per batch).
@@ -49,7 +50,8 @@ def header_offset(fields_before: str) -> int:
     return struct.calcsize("<" + fields_before)
 
 
-VERSION_AT, CAPTURED_AT, MOVIE_TS_AT = header_offset("4s"), header_offset("4sBqq"), header_offset("4sBqqq")
+VERSION_AT, TRACK_AT, CAPTURED_AT, MOVIE_TS_AT = (header_offset("4s"), header_offset("4sB"), header_offset("4sBqq"),
+                                                  header_offset("4sBqqq"))
 HEIGHT_AT, WIDTH_AT = header_offset("4sBqqqd"), header_offset("4sBqqqdH")
 SCORE_AT, ID_LENGTHS_AT = header_offset("4sBqqqdHH4d10f"), header_offset("4sBqqqdHH4d10fddd")
 
@@ -109,6 +111,17 @@ def bad_cases(rng: random.Random, template: bytes, wrong_size: bytes, count: int
         return Case("faces", patched(template, CAPTURED_AT, "<q", time.time_ns() // 1000 + int(days * 86_400e6)),
                     "bad_value", "captured in the future")
 
+    def hostile_clock() -> Case:  # well-formed frames with values the tables or a viewer's timeline cannot take
+        at, fmt, value, kind = rng.choice([
+            (TRACK_AT, "<q", 2**40, "track_id past UInt32"),
+            (CAPTURED_AT, "<q", rng.randrange(1, 1_577_836_800) * 1_000_000, "captured before 2020"),
+            (MOVIE_TS_AT, "<d", rng.uniform(6 * 3600 + 1, 1e9), "movie time past 6 h"),
+        ])
+        return Case("faces", patched(template, at, fmt, value), "bad_value", kind)
+
+    def foreign_key() -> Case:  # a valid frame under a key that is not its person key
+        return Case("faces", template, "bad_value", "key is not the person key")
+
     def id_lengths() -> Case:
         return Case("faces", patched(template, ID_LENGTHS_AT + 2 * rng.randrange(4), "<H", rng.randrange(200, 65536)),
                     "truncated", "id length past the end")
@@ -129,8 +142,8 @@ def bad_cases(rng: random.Random, template: bytes, wrong_size: bytes, count: int
     def event_garbage() -> Case:
         return Case("events", json.dumps(valid_event())[: rng.randrange(1, 200)].encode(), "bad_json", "event JSON cut")
 
-    kinds = [random_bytes, truncated, version, side, beyond, model_size, non_finite, future, id_lengths, null,
-             event_nan, event_version, event_garbage]
+    kinds = [random_bytes, truncated, version, side, beyond, model_size, non_finite, future, hostile_clock, foreign_key,
+             id_lengths, null, event_nan, event_version, event_garbage]
     return [kinds[i % len(kinds)]() for i in range(count)]
 
 

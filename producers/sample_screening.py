@@ -87,7 +87,7 @@ def generate_sample_screening(out_dir: Path | str, progress: bool = False, scrip
         camera_id=script.camera_id,
     )
     write_video(script, renderer, sample.video_path, progress)
-    _check_reads_back(sample, script)
+    check_reads_back(sample.video_path, script.frame_size, script.frame_count)
     with open(sample.ground_truth_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(("seat_id", "second", "emotion", "visible", "reaction"))
@@ -96,12 +96,13 @@ def generate_sample_screening(out_dir: Path | str, progress: bool = False, scrip
     return sample
 
 
-def _check_reads_back(sample: SampleScreening, script: Script) -> None:
-    capture = cv2.VideoCapture(str(sample.video_path))
+def check_reads_back(video_path: Path, frame_size: tuple[int, int], frame_count: int) -> None:
+    """RuntimeError unless the written video reads back as `frame_count` frames of `frame_size` (width, height)."""
+    capture = cv2.VideoCapture(str(video_path))
     try:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, frame = capture.read()
     finally:
         capture.release()
-    if not ok or frame.shape[1::-1] != script.frame_size or count != script.frame_count:
-        raise RuntimeError(f"{sample.video_path} does not read back as {script.frame_count} frames of {script.frame_size}")
+    if not ok or frame.shape[1::-1] != tuple(frame_size) or count != frame_count:
+        raise RuntimeError(f"{video_path} does not read back as {frame_count} frames of {frame_size}")

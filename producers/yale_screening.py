@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import cv2
 
-from producers.sample_screening import write_video
+from producers.sample_screening import check_reads_back, write_video
 from producers.seat_map import SeatMap, parse_seat_map
 from producers.yale.render import YALE_DIR, YaleCameraRenderer, YaleDataMissing, load_faces
 from producers.yale.script import SCRIPT_PATH, YaleCamera, YaleScript, load_script
@@ -90,17 +89,6 @@ def _write_seat_map(seat_map: SeatMap, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
 
 
-def _check_reads_back(video: YaleCameraVideo, renderer: YaleCameraRenderer) -> None:
-    capture = cv2.VideoCapture(str(video.video_path))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        ok, frame = capture.read()
-    finally:
-        capture.release()
-    if not ok or frame.shape[1::-1] != renderer.frame_size or count != renderer.frame_count:
-        raise RuntimeError(f"{video.video_path} does not read back as {renderer.frame_count} frames of {renderer.frame_size}")
-
-
 def generate_yale_screening(out_dir: Path | str, yale_dir: Path | str = YALE_DIR, camera_ids: tuple[str, ...] | None = None,
                             script_path: Path = SCRIPT_PATH, progress: bool = False) -> YaleScreening:
     """Render the videos (all cameras, or `camera_ids`), seat maps and ground truth into `out_dir`.
@@ -118,7 +106,7 @@ def generate_yale_screening(out_dir: Path | str, yale_dir: Path | str = YALE_DIR
                                 out_dir / f"seat_map_{camera.camera_id}.json", tuple(s.seat_id for s in camera.seats))
         # write_video needs of its script only frame_size, fps and frame_count, which the renderer has.
         write_video(renderer, renderer, video.video_path, progress)
-        _check_reads_back(video, renderer)
+        check_reads_back(video.video_path, renderer.frame_size, renderer.frame_count)
         _write_seat_map(seat_map_for(script, camera), video.seat_map_path)
         videos.append(video)
     ground_truth_path = out_dir / GROUND_TRUTH_NAME

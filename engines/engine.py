@@ -15,16 +15,16 @@ import numpy as np
 from engines.model_meta import ModelMetadata
 
 
-def check_batch(batch: object, input_size: int) -> np.ndarray:
-    """Return `batch` if it is uint8 (N>=1, input_size, input_size); else a ValueError naming why."""
+def check_batch(batch: object, input_size: int, what: str = "batch") -> np.ndarray:
+    """Return `batch` if it is uint8 (N>=1, input_size, input_size); else a ValueError naming why (and `what` it is)."""
     if not isinstance(batch, np.ndarray):
-        raise ValueError(f"batch must be a numpy array, got {type(batch).__name__}")
+        raise ValueError(f"{what} must be a numpy array, got {type(batch).__name__}")
     if batch.dtype != np.uint8:
-        raise ValueError(f"batch dtype must be uint8, got {batch.dtype}")
+        raise ValueError(f"{what} dtype must be uint8, got {batch.dtype}")
     if batch.ndim != 3 or batch.shape[1:] != (input_size, input_size):
-        raise ValueError(f"batch shape must be (N, {input_size}, {input_size}), got {batch.shape}")
+        raise ValueError(f"{what} shape must be (N, {input_size}, {input_size}), got {batch.shape}")
     if batch.shape[0] == 0:
-        raise ValueError("batch is empty (N=0)")
+        raise ValueError(f"no {what}: the {what} is empty (N=0)")
     return batch
 
 

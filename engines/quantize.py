@@ -38,6 +38,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from engines.engine import check_batch
 from engines.ferplus import FaceSet, load_splits, majority_labels
 from engines.model_meta import DEFAULT_MODEL, ModelError, ModelMetadata, read_metadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
@@ -89,19 +90,6 @@ class FaceReader(CalibrationDataReader):
         return next(self._batches, None)
 
 
-def check_faces(faces: object, input_size: int) -> np.ndarray:
-    """`faces` if it is uint8 (N>=1, input_size, input_size); else a ValueError naming what is wrong."""
-    if not isinstance(faces, np.ndarray):
-        raise ValueError(f"calibration faces must be a numpy array, got {type(faces).__name__}")
-    if faces.dtype != np.uint8:
-        raise ValueError(f"calibration faces must be uint8, got {faces.dtype}")
-    if faces.ndim != 3 or faces.shape[1:] != (input_size, input_size):
-        raise ValueError(f"calibration faces must be (N, {input_size}, {input_size}), got {faces.shape}")
-    if len(faces) == 0:
-        raise ValueError("no calibration faces (N=0)")
-    return np.ascontiguousarray(faces)
-
-
 def quantize_model(src: Path | str, dst: Path | str, faces: np.ndarray | None, fmt: str = "qoperator", *,
                    ranges: dict[str, tuple[float, float]] | None = None) -> Path:
     """Write an INT8 copy of the float model `src` to `dst` in format `fmt`, calibrated on `faces` uint8 (N, S, S),
@@ -119,7 +107,7 @@ def quantize_model(src: Path | str, dst: Path | str, faces: np.ndarray | None, f
     if faces is None and ranges is not None:
         # The calibrator must see one batch; every range it measures is replaced (checked below).
         faces = np.full((1, metadata.input_size, metadata.input_size), 128, np.uint8)
-    faces = check_faces(faces, metadata.input_size)
+    faces = np.ascontiguousarray(check_batch(faces, metadata.input_size, what="calibration faces"))
     recipe = RECIPES[fmt]
     input_name = onnx.load(str(src)).graph.input[0].name
     extra = {"ActivationSymmetric": recipe.symmetric, "WeightSymmetric": True, "QuantizeBias": recipe.quantize_bias}

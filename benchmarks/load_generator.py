@@ -22,7 +22,7 @@ import numpy as np
 from kafka import KafkaProducer
 from tqdm import tqdm
 
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from producers.camera_producer import open_kafka_producer
 from producers.head_pose import head_pose
 from producers.sample_sprite import SPRITE_PATH

@@ -37,7 +37,7 @@ from infra import stack
 from infra.ports import free_ports
 from infra.clickhouse.client import ClickHouseClient, connect
 from moviemotion.pipeline_run import fresh_run, start_worker, stop_worker
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 from producers.camera_producer import open_kafka_producer
 from stream_processors.metrics import E2E_LATENCY_P50_MS, E2E_LATENCY_P99_MS
 

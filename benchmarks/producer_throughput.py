@@ -20,7 +20,7 @@ import click
 import numpy as np
 
 from infra.kafka_broker import KafkaBroker, admin_client
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from producers.camera_producer import CameraConfig, CameraProducer, open_kafka_producer
 from producers.seat_map import load_seat_map
 from producers.sources import open_source

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from moviemotion.ground_truth import Segment, read_segments, score_segments
 from stream_processors.config import StateConfig
 from stream_processors.person_state import PersonState, ScoredFrame
@@ -44,7 +44,7 @@ def read_frames(path: Path) -> dict[str, list[ScoredFrame]]:
 
 def stored_frames(screening_id: str) -> dict[str, list[ScoredFrame]]:
     from infra.clickhouse.client import connect
-    from moviemotion.settings import load_settings
+    from schemas.settings import load_settings
 
     with connect(load_settings()) as client:
         columns = [name for name, *_ in client.query("DESCRIBE TABLE frame_scores")]

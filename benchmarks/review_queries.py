@@ -19,14 +19,14 @@ from pathlib import Path
 
 import click
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from infra.clickhouse.client import ClickHouseClient, connect
 from infra.clickhouse.migrations import apply_migrations
 from infra.clickhouse.service import start_store, stop_store
 from moviemotion.analytics.catalog import Screening, register_screening
 from moviemotion.analytics.queries import run_query
 from moviemotion.analytics.scenes import Scene, store_scenes
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 
 SCREENING, FILM = "bench-screening", "bench-film"
 REVIEW_QUERIES = {

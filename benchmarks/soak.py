@@ -26,7 +26,7 @@ from benchmarks.pipeline_throughput import (WorkerMemory, latency_samples, measu
 from infra.clickhouse.client import connect
 from infra.topics import consumer_lag
 from moviemotion.pipeline_run import start_worker, stop_worker
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 
 LAG_BOUND_S = 10.0  # lag may hold at most this many seconds of input
 DRAIN_TIMEOUT_S = 300.0

@@ -28,10 +28,10 @@ from typing import Callable
 
 import click
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from infra.clickhouse.client import ClickHouseClient, connect
 from moviemotion.pipeline_run import Progress, fresh_run, publish_video, start_worker, stop_worker, wait_until_scored
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 from producers.camera_producer import CameraConfig
 from producers.yale.render import YALE_DIR
 from producers.yale_screening import YaleScreening, generate_yale_screening

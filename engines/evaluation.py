@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.ferplus import FER2013_LABELS, argmax_labels, load_splits, majority_labels, read_raw
 from engines.metrics import ClassificationReport, classification_report, render_confusion, render_per_class, save_confusion_png
 from engines.model_meta import DEFAULT_MODEL, ModelError, read_metadata

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.emotions import EMOTIONS, NUM_EMOTIONS
+from schemas.emotions import EMOTIONS, NUM_EMOTIONS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FER2013_CSV = SHARED_DATA / "fer2013" / "fer2013.csv.gz"

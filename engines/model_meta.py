@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "emotion-ferplus.onnx"
 # `01`: x / 255; `pm1`: x / 127.5 - 1; `raw`: x as float.

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.degradations import CONDITIONS, Degradation
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.evaluation import EvalFaces, Protocol, ScoredModel, load_eval_faces, protocols, run_models, score
 from engines.ferplus import align_all
 from engines.metrics import ClassificationReport, save_confusion_png

@@ -1,10 +1,11 @@
 """Pick and load an emotion engine: TensorRT where it can run, else ONNX Runtime; and which shipped file.
 
-`MOVIEMOTION_ENGINE` (auto, onnxruntime, tensorrt) replaces backend="auto". With "auto", a
-missing TensorRT or GPU is no error: the ONNX Runtime engine is used and the reason is logged
-once per process. Asking for "tensorrt" explicitly where it cannot run raises `EngineUnavailable`.
+The caller passes the backend and precision (the worker from its settings: `MOVIEMOTION_ENGINE`,
+`MOVIEMOTION_MODEL_PRECISION`); nothing here reads the environment. With backend "auto", a missing TensorRT
+or GPU is no error: the ONNX Runtime engine is used and the reason is logged once per process. Asking for
+"tensorrt" explicitly where it cannot run raises `EngineUnavailable`.
 
-`MOVIEMOTION_MODEL_PRECISION` (fp32, fp16, int8; default int8) chooses the model when no file is named:
+The precision (fp32, fp16, int8; default int8) chooses the model when no file is named:
 ONNX Runtime runs the shipped INT8 file (`emotion-ferplus-int8.onnx`, QOperator) for int8 and the float
 file otherwise; TensorRT builds from the float file at that precision (int8: explicit quantization from
 Q/DQ, engines/tensorrt_engine.py). INT8 is the default: on the CPU it is 2.6x the float model's speed at
@@ -13,7 +14,6 @@ the same accuracy (engines/models/MODEL_CARD.md).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from engines.engine import EmotionEngine
@@ -22,9 +22,7 @@ from engines.model_meta import DEFAULT_MODEL
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
-ENV_VAR = "MOVIEMOTION_ENGINE"
 PRECISIONS = ("fp32", "fp16", "int8")
-PRECISION_ENV_VAR = "MOVIEMOTION_MODEL_PRECISION"
 DEFAULT_PRECISION = "int8"
 INT8_MODEL = DEFAULT_MODEL.with_name(DEFAULT_MODEL.stem + "-int8.onnx")
 _logged_fallbacks: set[str] = set()
@@ -35,14 +33,12 @@ class EngineUnavailable(RuntimeError):
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """The backend to load: `backend`, or $MOVIEMOTION_ENGINE when `backend` is "auto"; then
-    "auto" becomes tensorrt or onnxruntime depending on what this machine can run."""
+    """The backend to load: `backend`, where "auto" becomes tensorrt or onnxruntime depending on what this
+    machine can run."""
     from engines.tensorrt_engine import unavailable_reason
 
-    if backend == "auto":
-        backend = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
     if backend not in BACKENDS:
-        raise ValueError(f"unknown engine backend {backend!r} (choose from {', '.join(BACKENDS)}; check ${ENV_VAR})")
+        raise ValueError(f"unknown engine backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if backend != "auto":
         return backend
     reason = unavailable_reason()
@@ -55,11 +51,11 @@ def resolve_backend(backend: str = "auto") -> str:
 
 
 def resolve_precision(precision: str | None = None) -> str:
-    """`precision`, or $MOVIEMOTION_MODEL_PRECISION when it is None, or DEFAULT_PRECISION; ValueError if unknown."""
+    """`precision`, or DEFAULT_PRECISION when it is None; ValueError if unknown."""
     if precision is None:
-        precision = os.environ.get(PRECISION_ENV_VAR, "").strip().lower() or DEFAULT_PRECISION
+        precision = DEFAULT_PRECISION
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown model precision {precision!r} (choose from {', '.join(PRECISIONS)}; check ${PRECISION_ENV_VAR})")
+        raise ValueError(f"unknown model precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     return precision
 
 
@@ -80,12 +76,12 @@ def load_engine(
 ) -> EmotionEngine:
     """Load a model on the chosen backend.
 
-    With no `model_path`, `precision` (fp32, fp16, int8; None: $MOVIEMOTION_MODEL_PRECISION, else int8) picks
+    With no `model_path`, `precision` (fp32, fp16, int8; None: int8) picks
     the shipped model: on ONNX Runtime the INT8 file for int8 and the float file otherwise, on TensorRT the float
     file built at that precision. A named file runs as it is on ONNX Runtime; on TensorRT it is built at
     `precision` (None: int8 for a Q/DQ file, else fp16). `threads` and `lanes` are for ONNX Runtime: `lanes` > 1
     gives a `ParallelEngine` of that many sessions of `threads` threads each, scoring chunks of `max_batch` at
-    once. `cache_dir` (plan cache) is for TensorRT."""
+    once. `cache_dir` (plan cache, required) is for TensorRT."""
     chosen = resolve_backend(backend)
     if model_path is None or precision is not None:
         precision = resolve_precision(precision)

@@ -78,12 +78,6 @@ def plan_path(cache_dir: Path, model_sha256: str, precision: str, trt_version: s
     return Path(cache_dir) / f"{model_sha256[:16]}-{precision}-trt{trt_version}-{gpu}.plan"
 
 
-def default_cache_dir() -> Path:
-    from moviemotion.settings import load_settings
-
-    return load_settings().state_dir / "tensorrt"
-
-
 def gpu_name(device: int = 0) -> str:
     name = cuda_call(_cudart().cudaGetDeviceProperties(device)).name
     return name.decode(errors="replace").rstrip("\x00") if isinstance(name, bytes) else str(name)
@@ -266,7 +260,9 @@ class TensorRTEngine(EmotionEngine):
         super().__init__(read_metadata(self.model_path), max_batch)
         self.source = check_source(self.model_path, precision)
         self.precision = precision
-        cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        if not cache_dir:
+            raise ValueError("TensorRT needs a plan cache directory (the worker's: <state dir>/tensorrt)")
+        cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
         # "int8-qdq": never reuse a plan cached by the implicit-calibration INT8 of earlier versions.
         tag = "int8-qdq" if precision == "int8" else precision

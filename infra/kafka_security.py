@@ -32,7 +32,7 @@ from typing import Any, Iterable
 from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType,
                          ScramMechanism, UserScramCredentialUpsertion)
 
-from infra.secrets import Secret, read_secret_file
+from schemas.secrets import Secret, read_secret_file
 
 PLAINTEXT = "PLAINTEXT"
 SASL_SSL = "SASL_SSL"

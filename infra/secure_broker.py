@@ -24,8 +24,8 @@ from infra.kafka_security import (ADMIN_ROLE, CAMERA_ROLE, PROCESSOR_ROLE, ROLE_
                                   ScramUser, SecurityConfigError, TlsMaterial, generate_password, generate_tls_material,
                                   kafka_python_kwargs, load_tls_material, provision_roles, sasl_ssl_kwargs,
                                   write_private)
-from infra.secrets import SecretError, read_secret, read_secret_file, secret_env
-from moviemotion.settings import Settings, load_settings
+from schemas.secrets import SecretError, read_secret, read_secret_file, secret_env
+from schemas.settings import Settings, load_settings
 
 SECURITY_DIR = "security"
 # A dev stack outlives a test run: its certificates last a year (renew: stop the broker, delete security/tls/).

@@ -18,7 +18,7 @@ from infra.kafka_broker import BrokerError, KafkaBroker, ensure_jars, is_local_b
 from infra.kafka_security import PLAINTEXT, kafka_python_kwargs
 from infra.secure_broker import local_credentials, start_secure_broker
 from infra.topics import PROCESSOR_GROUP, consumer_lag, describe_topics, ensure_topics
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 

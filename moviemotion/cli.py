@@ -6,8 +6,8 @@ import logging
 
 import click
 
-from infra.secrets import SecretError
-from moviemotion.settings import load_settings
+from schemas.secrets import SecretError
+from schemas.settings import load_settings
 
 # Modules under moviemotion/commands/ that each expose `register(group)`.
 COMMAND_MODULES = ("stack", "store", "produce", "process", "engine", "analytics", "film", "demo")

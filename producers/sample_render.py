@@ -14,7 +14,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from engines.emotions import EMOTION_INDEX
+from schemas.emotions import EMOTION_INDEX
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SCRIPT_PATH = SAMPLE_DIR / "script.json"

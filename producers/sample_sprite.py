@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from producers.sample_render import SAMPLE_DIR, FrameRenderer, Script, upscale_face
 
 SPRITE_PATH = SAMPLE_DIR / "faces.npz"

@@ -1,4 +1,5 @@
-"""Wire formats: one versioned module per message (face crops, emotion events, dead letters)."""
+"""The bottom layer: wire formats (one versioned module per message: face crops, emotion events, dead letters)
+and the settings every component is given (settings.py, secrets.py). Imports nothing of the project above it."""
 from schemas.dead_letter import dead_letter_headers, read_dead_letter_headers
 from schemas.emotion_event import EmotionEvent, decode_emotion_event, encode_emotion_event
 from schemas.errors import SchemaError

@@ -1,6 +1,6 @@
 """`EmotionEvent` (topic `emotion-events`): one person's emotion summary for one movie second, compact JSON.
 
-Score vectors follow `engines.emotions.EMOTIONS` order. JSON keys are the field names; NaN and
+Score vectors follow `schemas.emotions.EMOTIONS` order. JSON keys are the field names; NaN and
 infinity are never written or accepted. Version 2 added `reaction` (the emotion shown above the
 viewer's own baseline; `neutral` = none); version 1 events, still in the topic after an upgrade, are
 read with `reaction` = '' (not measured), as stored rows from before then are.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from engines.emotions import EMOTIONS, NUM_EMOTIONS
+from schemas.emotions import EMOTIONS, NUM_EMOTIONS
 from schemas.errors import SchemaError, check_captured_us, check_float, check_id, check_int
 from schemas.face_frame import person_key_of
 

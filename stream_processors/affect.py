@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 
 # (valence, arousal) per emotion, keyed by name so the table cannot drift from EMOTIONS order.
 _POINTS: dict[str, tuple[float, float]] = {

@@ -37,7 +37,7 @@ from faust.types import TP
 from infra.clickhouse.client import connect
 from infra.kafka_security import faust_credentials, kafka_python_kwargs
 from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, PERSON_STATE_TABLE, consumer_lag, read_start_offsets
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from schemas.dead_letter import dead_letter
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
 from stream_processors.batch_pipeline import SecondStage

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.emotions import EMOTION_INDEX
+from schemas.emotions import EMOTION_INDEX
 from stream_processors.config import StateConfig
 from stream_processors.intensity import emotion_intensities, overall_intensity
 from stream_processors.smoothing import blend, ema_alpha

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engines.emotions import EMOTIONS, NUM_EMOTIONS
+from schemas.emotions import EMOTIONS, NUM_EMOTIONS
 
 # Resting expression assumed for a viewer whose own baseline is still calibrating, in EMOTIONS
 # order. A typical emotion classifier on neutral faces: mostly neutral, some sadness/contempt.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.emotions import EMOTION_INDEX, NUM_EMOTIONS
+from schemas.emotions import EMOTION_INDEX, NUM_EMOTIONS
 
 NEUTRAL = EMOTION_INDEX["neutral"]
 _NON_NEUTRAL = np.array([index for index in range(NUM_EMOTIONS) if index != NEUTRAL])

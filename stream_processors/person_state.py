@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.emotions import EMOTIONS, NUM_EMOTIONS
+from schemas.emotions import EMOTIONS, NUM_EMOTIONS
 from stream_processors.affect import valence_arousal
 from stream_processors.attention import is_attending, majority_attending
 from stream_processors.baseline import NeutralBaseline

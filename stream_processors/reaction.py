@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.emotions import EMOTION_INDEX, EMOTIONS
+from schemas.emotions import EMOTION_INDEX, EMOTIONS
 from stream_processors.config import StateConfig
 from stream_processors.intensity import NEUTRAL
 

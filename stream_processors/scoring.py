@@ -11,10 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engines.emotions import EMOTIONS, NUM_EMOTIONS
+from schemas.emotions import EMOTIONS, NUM_EMOTIONS
 from engines.engine import EmotionEngine
 from engines.select import load_engine
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 from schemas.emotion_event import EmotionEvent, event_id_of
 from schemas.errors import SchemaError
 from schemas.face_frame import FaceFrame, decode_face_frame
@@ -70,7 +70,7 @@ def load_scoring_engine(settings: Settings) -> EmotionEngine:
     """The worker's engine: the configured backend and model precision (the shipped file for it); on ONNX Runtime,
     `engine_lanes` single-thread sessions scoring chunks of `engine_batch` faces at once (engines/parallel.py)."""
     return load_engine(settings.engine_backend, max_batch=settings.engine_batch, threads=1, lanes=settings.engine_lanes,
-                       precision=settings.model_precision)
+                       precision=settings.model_precision, cache_dir=settings.state_dir / "tensorrt")
 
 
 def score(engine: EmotionEngine, frames: Sequence[FaceFrame]) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engines.emotions import EMOTION_INDEX, EMOTIONS
+from schemas.emotions import EMOTION_INDEX, EMOTIONS
 from stream_processors.affect import CIRCUMPLEX, valence_arousal
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from moviemotion.analytics.queries import METRIC_LABELS, NORM_FIGURES, QUERIES, REACTIONS, get_query, run_query
 from moviemotion.analytics.scenes import read_scene_csv
 from producers.shot_scale import SHOT_SCALES

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from infra.clickhouse.client import ClickHouseError, ClickHouseUnavailable, HttpClient, NativeClient, connect
 from infra.clickhouse.embedded_server import read_store_info
 from infra.clickhouse.local_server import ClickHouseServerProcess
 from infra.clickhouse.migrations import CORE_TABLES, apply_migrations, purge_expired, purge_screening
 from infra.clickhouse.service import start_store, stop_store, store_status
 from moviemotion.cli import main as cli
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from tests.fixtures.clickhouse import require_server_binary
 
 MOVIEMOTION = Path(sys.executable).with_name("moviemotion")  # the installed console script

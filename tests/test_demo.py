@@ -18,7 +18,7 @@ from moviemotion.analytics.scenes import read_scene_csv
 from moviemotion.cli import OWN_PACKAGES
 from moviemotion.commands.demo import SAMPLE_SCENES_PATH
 from moviemotion.ground_truth import agreement, read_segments, score_segments
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SCREENING = "demo-e2e"

@@ -45,10 +45,10 @@ from infra.kafka_broker import (BROKER_JVM_OPTS, BROKER_MAIN, LOG4J_CONFIG, STOR
 from infra.kafka_security import (ADMIN_ROLE, ROLE_ACLS, BrokerSecurity, ScramUser, TlsMaterial, client_settings,
                                   kafka_python_kwargs, role_acls)
 from infra.ports import free_ports
-from infra.secrets import Secret, read_secret_file
+from schemas.secrets import Secret, read_secret_file
 from infra.secure_broker import role_password_variable
 from infra.topics import ensure_topics
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 from producers.camera_producer import open_kafka_producer
 from tests.fixtures.clickhouse import require_server_binary
 from tests.test_security_clickhouse import score_rows
@@ -59,7 +59,7 @@ COMPOSE_FILE = INFRA / "docker-compose.yml"
 GRAFANA_DIR = INFRA / "grafana"
 DEPLOYMENT_DOC = REPO / "docs" / "deployment.md"
 ENV_EXAMPLE = INFRA / ".env.example"
-SETTINGS_SOURCE = REPO / "moviemotion" / "settings.py"
+SETTINGS_SOURCE = REPO / "schemas" / "settings.py"
 SECRETS_MOUNT = "/run/secrets"
 APP_SERVICES = ("init", "worker")
 TIMEOUT_S = 30
@@ -187,7 +187,7 @@ def listeners(value: str) -> dict[str, str]:
 
 
 def settings_variables() -> set[str]:
-    """Every MOVIEMOTION_* variable moviemotion/settings.py reads (secrets also as their *_FILE form)."""
+    """Every MOVIEMOTION_* variable schemas/settings.py reads (secrets also as their *_FILE form)."""
     source = SETTINGS_SOURCE.read_text()
     names = {f"MOVIEMOTION_{name}" for name in re.findall(r'_env\("(' + _NAME + ')"', source)}
     for name in re.findall(r'read_secret\("(' + _NAME + r')"\)', source):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.model_meta import read_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 from tests.fixtures.engine_faces import FER_CACHE

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.ferplus import majority_labels
 from engines.model_meta import ModelError, read_metadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine

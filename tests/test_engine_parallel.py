@@ -12,7 +12,7 @@ from engines.onnx_engine import OnnxRuntimeEngine
 from engines.parallel import ParallelEngine
 from engines.select import load_engine
 from engines.select import shipped_model as shipped_model_for
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from stream_processors.scoring import load_scoring_engine
 
 

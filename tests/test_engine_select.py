@@ -1,4 +1,5 @@
-"""Backend selection: auto picks TensorRT only where it can run, env override, fallback logged once."""
+"""Backend selection: auto picks TensorRT only where it can run, fallback logged once; the library reads no
+environment (the settings do, and are passed in)."""
 from __future__ import annotations
 
 import subprocess
@@ -40,23 +41,23 @@ def test_fallback_reason_is_logged_once_per_process(shipped_model):
     assert "backends onnxruntime onnxruntime onnxruntime" in lines
 
 
-def test_env_var_overrides_auto(shipped_model, monkeypatch):
-    monkeypatch.setenv("MOVIEMOTION_ENGINE", "onnxruntime")
-    assert resolve_backend("auto") == "onnxruntime"
-    assert load_engine(model_path=shipped_model).backend == "onnxruntime"
+def test_the_environment_reaches_the_engine_only_through_the_settings(shipped_model, monkeypatch):
+    """MOVIEMOTION_ENGINE / MOVIEMOTION_MODEL_PRECISION are settings; the engines package ignores them."""
+    from schemas.settings import load_settings
+
     monkeypatch.setenv("MOVIEMOTION_ENGINE", "tensorrt")
-    assert resolve_backend("auto") == "tensorrt"
-    # An explicit backend is not overridden.
+    monkeypatch.setenv("MOVIEMOTION_MODEL_PRECISION", "fp32")
+    assert resolve_backend("auto") == ("tensorrt" if unavailable_reason() is None else "onnxruntime")
     assert resolve_backend("onnxruntime") == "onnxruntime"
+    assert load_engine("onnxruntime").model_version.endswith("-int8")  # the library default, not the environment
+    settings = load_settings()
+    assert (settings.engine_backend, settings.model_precision) == ("tensorrt", "fp32")
 
 
 def test_unknown_backend_names_are_refused(monkeypatch):
     monkeypatch.delenv("MOVIEMOTION_ENGINE", raising=False)
     with pytest.raises(ValueError, match="unknown engine backend 'cuda-magic'"):
         resolve_backend("cuda-magic")
-    monkeypatch.setenv("MOVIEMOTION_ENGINE", "bogus")
-    with pytest.raises(ValueError, match=r"'bogus'.*MOVIEMOTION_ENGINE"):
-        resolve_backend("auto")
 
 
 @needs_no_tensorrt
@@ -67,7 +68,7 @@ def test_explicit_tensorrt_without_it_is_a_clear_error(shipped_model, monkeypatc
 
 
 def test_precision_picks_the_shipped_file(monkeypatch):
-    """No file named: MOVIEMOTION_MODEL_PRECISION (default int8) picks the INT8 or the float file on ONNX Runtime."""
+    """No file named: the precision (default int8) picks the INT8 or the float file on ONNX Runtime."""
     from engines.model_meta import DEFAULT_MODEL
     from engines.select import INT8_MODEL, shipped_model
 
@@ -75,8 +76,6 @@ def test_precision_picks_the_shipped_file(monkeypatch):
     assert (shipped_model("int8"), shipped_model("fp32"), shipped_model("fp16")) == (INT8_MODEL, DEFAULT_MODEL, DEFAULT_MODEL)
     float_version = load_engine("onnxruntime", precision="fp32").model_version
     assert load_engine("onnxruntime").model_version == float_version + "-int8"  # the default is int8
-    monkeypatch.setenv("MOVIEMOTION_MODEL_PRECISION", "fp32")
-    assert load_engine("onnxruntime").model_version == float_version
     assert load_engine("onnxruntime", precision="int8").model_version == float_version + "-int8"  # explicit wins
     # A named file runs as it is, whatever the precision setting.
     assert load_engine("onnxruntime", INT8_MODEL).model_version == float_version + "-int8"
@@ -85,9 +84,8 @@ def test_precision_picks_the_shipped_file(monkeypatch):
 def test_unknown_precision_is_refused(monkeypatch):
     from engines.select import resolve_precision
 
-    monkeypatch.setenv("MOVIEMOTION_MODEL_PRECISION", "int4")
-    with pytest.raises(ValueError, match=r"unknown model precision 'int4'.*MOVIEMOTION_MODEL_PRECISION"):
-        load_engine("onnxruntime")
+    with pytest.raises(ValueError, match=r"unknown model precision 'int4'"):
+        load_engine("onnxruntime", precision="int4")
     with pytest.raises(ValueError, match="unknown model precision 'bf16'"):
         resolve_precision("bf16")
 
@@ -98,7 +96,7 @@ def test_worker_engine_follows_the_precision_setting(monkeypatch):
     from click.testing import CliRunner
 
     from moviemotion.commands.process import settings_env, worker
-    from moviemotion.settings import load_settings
+    from schemas.settings import load_settings
     from stream_processors.scoring import load_scoring_engine
 
     monkeypatch.delenv("MOVIEMOTION_MODEL_PRECISION", raising=False)

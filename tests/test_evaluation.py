@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.evaluation import EvalFaces, ScoredModel, main, project, protocols, score
 from engines.ferplus import FER2013_LABELS
 from moviemotion.cli import main as moviemotion_main

@@ -27,7 +27,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.load_generator import LoadSpec, face_frames, sprite_crops
-from engines.emotions import NUM_EMOTIONS
+from schemas.emotions import NUM_EMOTIONS
 from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES
 from moviemotion.pipeline_run import start_worker, stop_worker
 from schemas.dead_letter import read_dead_letter_headers

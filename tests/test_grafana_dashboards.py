@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from moviemotion.analytics.grafana import (
     FORMAT_TIME_SERIES,
     TimeRange,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engines.emotions import EMOTION_INDEX
+from schemas.emotions import EMOTION_INDEX
 from stream_processors.config import POPULATION_BASELINE, StateConfig
 from stream_processors.intensity import emotion_intensities, overall_intensity
 from stream_processors.person_state import PersonState

@@ -13,7 +13,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from infra.kafka_broker import BrokerError, BrokerUnreachable, KafkaBroker, ping
 from infra.kafka_tools import console_consumer
 from infra.topics import CROP_PROMISE_MS, consumer_lag, crop_lifetime_ms, ensure_topics, topic_specs
-from moviemotion.settings import Settings, Topics
+from schemas.settings import Settings, Topics
 from tests.fixtures.kafka import distinct_free_ports, free_port
 
 pytestmark = pytest.mark.kafka

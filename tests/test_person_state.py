@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from engines.emotions import EMOTION_INDEX, EMOTIONS
+from schemas.emotions import EMOTION_INDEX, EMOTIONS
 from stream_processors.config import StateConfig
 from stream_processors.person_state import PersonState, ScoredFrame, SecondSummary
 

@@ -26,7 +26,7 @@ from infra.ports import free_ports
 from infra.topics import DAY_MS, SEVEN_DAYS_MS, ensure_topics, person_state_changelog
 from moviemotion.cli import main as cli
 from moviemotion.pipeline_run import start_worker, stop_worker
-from moviemotion.settings import Topics
+from schemas.settings import Topics
 from producers.camera_producer import open_kafka_producer
 from producers.opt_out import OptOutList
 from schemas.dead_letter import MAX_KEPT_KEY_BYTES, MAX_STRIPPED_ERROR_CHARS, dead_letter, read_dead_letter_headers

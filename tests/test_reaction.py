@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from stream_processors.config import StateConfig
 from stream_processors.reaction import ReactionDetector, leading_emotion
 

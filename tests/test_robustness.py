@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from engines.degradations import (
     CONDITION_NAMES, CONDITIONS, condition, dark_gamma, gaussian_blur, jpeg, roll, roll_matrix, sensor_noise, side_light,
 )
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.evaluation import main
 from engines.robustness import build_summary, render_robustness, render_yale_table
 from engines.yale_faces import YALE_CLASSES, YALE_DIR, YaleMissing, load_yale, yale_images

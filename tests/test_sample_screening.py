@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.face_detector import FaceDetector
 from producers.sample_render import load_script
 from producers.sample_screening import SEAT_MAP_PATH, generate_sample_screening

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from schemas import (
     EmotionEvent,
     FaceFrame,

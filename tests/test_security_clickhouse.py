@@ -14,8 +14,8 @@ from infra.clickhouse.client import ClickHouseError, NativeClient, connect
 from infra.clickhouse.local_server import ClickHouseServerProcess, ServerUser
 from infra.clickhouse.migrations import apply_migrations
 from infra.kafka_security import generate_password
-from infra.secrets import Secret
-from moviemotion.settings import Settings, load_settings
+from schemas.secrets import Secret
+from schemas.settings import Settings, load_settings
 from schemas.face_frame import FaceFrame
 from stream_processors.scoring import frame_score_row
 from stream_processors.sink import FRAME_SCORES, ClickHouseSink

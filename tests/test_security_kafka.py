@@ -23,14 +23,14 @@ from infra.kafka_broker import BrokerError, KafkaBroker, admin_client, ping
 from infra.kafka_security import (PLAINTEXT, SASL_SSL, BrokerSecurity, ScramUser, SecurityConfigError, client_settings,
                                   faust_credentials, generate_password, generate_tls_material, kafka_python_kwargs,
                                   tls_context)
-from infra.secrets import Secret, SecretError, read_secret, url_with_password
+from schemas.secrets import Secret, SecretError, read_secret, url_with_password
 from infra.secure_broker import start_secure_broker
 from infra.stack import up
 from infra.topics import ensure_topics
 from moviemotion.cli import main
 from moviemotion.commands.process import settings_env
 from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 from producers.camera_producer import BrokerUnavailable, CameraConfig, open_kafka_producer
 from tests.fixtures.kafka import distinct_free_ports
 

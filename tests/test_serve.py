@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.face_detector import FaceDetector
 from engines.preprocessing import align_face
 from engines.image_header import HeaderError, ImageHeader, read_image_header

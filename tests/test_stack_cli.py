@@ -13,7 +13,7 @@ from kafka.structs import OffsetAndMetadata
 
 from infra.topics import PROCESSOR_GROUP, consumer_lag
 from moviemotion.cli import main
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from tests.fixtures.kafka import distinct_free_ports, free_port
 
 pytestmark = pytest.mark.kafka

@@ -23,7 +23,7 @@ from infra.kafka_broker import BrokerUnreachable, admin_client, ping
 from infra.kafka_security import kafka_python_kwargs
 from infra.ports import free_ports
 from moviemotion.cli import main
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 from producers.camera_producer import open_kafka_producer
 
 pytestmark = pytest.mark.kafka

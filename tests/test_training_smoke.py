@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.model_meta import read_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 

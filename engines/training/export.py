@@ -21,7 +21,7 @@ import onnx
 import torch
 from torch import nn
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from engines.ferplus import load_splits
 from engines.model_meta import DEFAULT_MODEL, ModelMetadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine

@@ -30,8 +30,8 @@ from clickhouse_driver import errors as driver_errors
 from clickhouse_driver.util.escape import escape_params
 
 from infra.clickhouse.embedded_server import format_clause, read_store_info
-from infra.secrets import url_with_password
-from moviemotion.settings import Settings
+from schemas.secrets import url_with_password
+from schemas.settings import Settings
 
 _INLINE_VALUES = re.compile(r"^\s*INSERT\s+INTO\s+.*?\bVALUES\s*\(", re.IGNORECASE | re.DOTALL)
 

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from infra.clickhouse.client import ClickHouseUnavailable, HttpClient, connect
 from infra.clickhouse.embedded_server import STORE_FILE, StoreInfo, read_store_info, store_dir
 from infra.clickhouse.migrations import CORE_TABLES, applied_migrations, existing_tables
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 

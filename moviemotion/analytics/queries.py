@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from infra.clickhouse.client import ClickHouseClient, QueryResult
 from producers.shot_scale import SHOT_SCALES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from engines.emotions import EMOTIONS
+from schemas.emotions import EMOTIONS
 from infra.clickhouse.client import connect
 from infra.stack import up
 from moviemotion.analytics.catalog import Screening, register_screening
@@ -17,7 +17,7 @@ from moviemotion.analytics.report import REPORT_STEPS, build_report
 from moviemotion.analytics.scenes import Scene, read_scene_csv, store_scenes
 from moviemotion.ground_truth import agreement, read_segments, score_segments
 from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 from producers.camera_producer import CameraConfig
 from producers.sample_render import SAMPLE_DIR
 from producers.sample_screening import generate_sample_screening

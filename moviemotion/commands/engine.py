@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from engines.model_meta import DEFAULT_MODEL
+from schemas.settings import Settings
 
 MODEL_OPTION = click.option(
     "--model",
@@ -24,9 +25,8 @@ MODEL_OPTION = click.option(
 @click.option(
     "--backend",
     type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
-    default="auto",
-    show_default=True,
-    help="Engine backend; auto = TensorRT with a CUDA GPU, else ONNX Runtime ($MOVIEMOTION_ENGINE overrides auto).",
+    default=None,
+    help="Engine backend; auto = TensorRT with a CUDA GPU, else ONNX Runtime [default: $MOVIEMOTION_ENGINE or auto].",
 )
 @click.option("--threads", type=int, default=2, show_default=True, help="ONNX Runtime intra-op threads.")
 @click.option(
@@ -47,7 +47,8 @@ MODEL_OPTION = click.option(
               help="Requests decoding and scoring at once; one that finds no free slot by its deadline gets 503 + Retry-After.")
 @click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds for a request's headers and body to arrive in full (else 408) and to get a scoring slot.")
-def serve_command(model_path: Path, host: str, port: int, backend: str, threads: int, precision: str,
+@click.pass_obj
+def serve_command(settings: Settings, model_path: Path, host: str, port: int, backend: str | None, threads: int, precision: str,
                   max_megapixels: float, detect_max_side: int, max_connections: int, max_inflight: int,
                   request_timeout: float) -> None:
     """Serve the emotion model over HTTP.
@@ -69,7 +70,8 @@ def serve_command(model_path: Path, host: str, port: int, backend: str, threads:
                          max_connections=max_connections, max_inflight=max_inflight,
                          request_timeout_s=request_timeout)
     try:
-        engine = load_engine(backend, model_path, threads=threads, precision=precision)
+        engine = load_engine(backend or settings.engine_backend, model_path, threads=threads, precision=precision,
+                             cache_dir=settings.state_dir / "tensorrt")
     except (ModelError, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     try:

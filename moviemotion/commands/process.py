@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from infra.secrets import secret_env
-from moviemotion.settings import Settings
+from schemas.secrets import secret_env
+from schemas.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 from infra.kafka_security import kafka_python_kwargs
 from producers.camera_producer import shipped_model_input_size, BrokerUnavailable, CameraConfig, CameraProducer, open_kafka_producer, stop_on_signals
 from producers.opt_out import load_opt_out

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from infra import stack
 from infra.kafka_broker import BrokerError
 from infra.secure_broker import client_env, local_credentials, security_dir
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 
 UP_STEPS = 4  # jars, broker, topics, store (see infra.stack.up)
 

@@ -9,7 +9,7 @@ from typing import Iterator
 import click
 
 from infra.clickhouse.client import ClickHouseClient, ClickHouseError, ClickHouseUnavailable, QueryResult, connect
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 
 FORMATS = ("table", "TSV", "CSV", "JSON", "JSONEachRow")
 

@@ -10,7 +10,7 @@ from infra.clickhouse.local_server import ClickHouseServerProcess
 from infra.clickhouse.migrations import apply_migrations
 from infra.kafka_broker import KafkaBroker
 from infra.topics import ensure_topics
-from moviemotion.settings import Settings, load_settings
+from schemas.settings import Settings, load_settings
 from tests.fixtures.clickhouse import require_server_binary
 from tests.fixtures.kafka import distinct_free_ports
 

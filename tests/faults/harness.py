@@ -21,7 +21,7 @@ from pathlib import Path
 from moviemotion.pipeline_run import fresh_run
 from infra.clickhouse.client import ClickHouseClient
 from moviemotion.pipeline_run import start_worker, wait_until_scored
-from moviemotion.settings import Settings
+from schemas.settings import Settings
 from producers.camera_producer import CameraConfig, CameraProducer, open_kafka_producer
 from producers.opt_out import OptOutList
 from producers.sample_screening import SampleScreening

@@ -9,7 +9,7 @@ import pytest
 from infra.clickhouse.client import connect
 from infra.clickhouse.service import start_store, stop_store
 from moviemotion.pipeline_run import stop_worker
-from moviemotion.settings import load_settings
+from schemas.settings import load_settings
 from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, fault_settings, paced, sample_frames,
                                   start_fault_worker, wait_for_frames, wait_scored)
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from infra.secrets import Secret, read_secret
+from schemas.secrets import Secret, read_secret
 
 
 def _env(name: str, default: str) -> str:

@@ -64,3 +64,38 @@ def test_a_few_training_steps_export_a_valid_model(small_cache, tmp_path):
     probs = engine.infer(np.load(Path(__file__).resolve().parents[1] / "producers" / "sample" / "faces.npz")["faces"])
     assert probs.shape == (32, len(EMOTIONS)) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_a_student_distils_from_a_teacher_checkpoint(small_cache, tmp_path):
+    """--teacher: a smaller student (its own widths, blocks and stem) trains on the teacher's predictions too,
+    and exports with its own architecture."""
+    import torch
+
+    from engines.training.export import export_checkpoint, load_checkpoint
+    from engines.training.model import multiply_adds
+    from engines.training.train import distillation_loss, main as train
+
+    common = ["--cache-dir", str(small_cache), "--batch", "32", "--threads", "1", "--epochs", "1"]
+    train(common + ["--run-dir", str(tmp_path / "teacher"), "--widths", "16", "32", "64", "--blocks", "1", "1", "1"])
+    student = tmp_path / "student"
+    train(common + ["--run-dir", str(student), "--widths", "8", "16", "32", "--blocks", "0", "1", "1", "--stem", "8",
+                    "--teacher", str(tmp_path / "teacher" / "best.pt"), "--distill-weight", "0.7", "--temperature", "4"])
+    record = json.loads((student / "train.log").read_text().splitlines()[-1])
+    assert np.isfinite(record["loss"]) and record["loss"] > 0
+    net, info = load_checkpoint(student / "best.pt")
+    assert (info["args"]["teacher"], info["args"]["stem"]) == (str(tmp_path / "teacher" / "best.pt"), 8)
+    assert net.features[0][0].out_channels == 8
+    assert multiply_adds(net) < 2_000_000
+    out = tmp_path / "student.onnx"
+    export_checkpoint(student / "best.pt", out, "0.0.2-student", small_cache)
+    assert OnnxRuntimeEngine(out).infer(np.zeros((2, 48, 48), np.uint8)).shape == (2, len(EMOTIONS))
+    # The distillation term is zero when the student matches the teacher, and positive otherwise.
+    logits = torch.tensor([[2.0, 0.5, -1.0, 0, 0, 0, 0, 0]])
+    assert distillation_loss(logits, logits, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(logits, logits.flip(1), 4.0).item() > 0
+
+
+def test_multiply_adds_of_the_model_1_architecture():
+    from engines.training.model import EmotionNet, multiply_adds
+
+    assert multiply_adds(EmotionNet()) == pytest.approx(61.4e6, rel=0.01)

@@ -64,6 +64,7 @@ def load_checkpoint(path: Path) -> tuple[EmotionNet, dict]:
         widths=tuple(args["widths"]),
         blocks=tuple(args["blocks"]),
         dropout=args["dropout"],
+        stem=args.get("stem", 16),
     )
     net.load_state_dict(ckpt["ema"])
     net.eval()

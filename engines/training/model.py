@@ -28,9 +28,9 @@ class Residual(nn.Module):
 class EmotionNet(nn.Module):
     """48x48 gray in, 8 logits out.
 
-    stem 16ch@48 -> 32ch@24 (blocks[0] residual blocks) -> 64ch@12 (blocks[1]) -> 128ch@6
+    stem `stem`ch@48 -> widths[0]@24 (blocks[0] residual blocks) -> widths[1]@12 (blocks[1]) -> widths[2]@6
     (blocks[2]) -> global average pool -> dropout -> linear. About 60 M multiply-adds per face
-    with widths (32, 64, 128) and blocks (1, 2, 2).
+    with stem 16, widths (32, 64, 128) and blocks (1, 2, 2) (model 1.x); `multiply_adds` counts them.
     """
 
     def __init__(
@@ -39,9 +39,10 @@ class EmotionNet(nn.Module):
         widths: tuple[int, int, int] = (32, 64, 128),
         blocks: tuple[int, int, int] = (1, 2, 2),
         dropout: float = 0.2,
+        stem: int = 16,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [conv_bn(1, 16), conv_bn(16, widths[0], stride=2)]
+        layers: list[nn.Module] = [conv_bn(1, stem), conv_bn(stem, widths[0], stride=2)]
         layers += [Residual(widths[0]) for _ in range(blocks[0])]
         for i in (1, 2):
             layers.append(conv_bn(widths[i - 1], widths[i], stride=2))
@@ -53,3 +54,25 @@ class EmotionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def multiply_adds(net: nn.Module, size: int = 48) -> int:
+    """Multiply-adds of one forward pass of one size x size face (convolutions and linear layers)."""
+    total = 0
+
+    def count(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * per_output
+        elif isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 1, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total

@@ -1,5 +1,9 @@
 """Train the emotion network on FER2013 pixels with FER+ vote distributions as soft targets.
 
+With --teacher (a run's best.pt), the network is a student: its loss adds the teacher's softened
+predictions on the same augmented batch (knowledge distillation, Hinton et al. 2015), weighted
+--distill-weight, at temperature --temperature.
+
 Reproducible from --seed; validates on PublicTest each epoch (FER+ majority rule) and never
 reads PrivateTest. Checkpoints every epoch into --run-dir and resumes from there when re-run
 with the same arguments; the log is run-dir/train.log (one JSON object per epoch).
@@ -51,8 +55,25 @@ def logit_adjustment(targets: np.ndarray, tau: float) -> torch.Tensor:
     return torch.from_numpy(tau * np.log(prior / prior.sum())).float()
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher_T || student_T): the gradient scale stays that of the hard loss at any temperature."""
+    teacher = F.softmax(teacher_logits.float() / temperature, dim=1)
+    student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    return F.kl_div(student, teacher, reduction="batchmean") * temperature**2
+
+
+def load_teacher(path: Path) -> torch.nn.Module:
+    """The EMA weights of a training checkpoint, frozen, channels-last (a teacher for distillation)."""
+    from engines.training.export import load_checkpoint
+
+    net, _ = load_checkpoint(path)
+    for param in net.parameters():
+        param.requires_grad_(False)
+    return net.to(memory_format=torch.channels_last).eval()
+
+
 def build_model(args: argparse.Namespace) -> EmotionNet:
-    return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout)
+    return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout, stem=args.stem)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,12 +86,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128])
     p.add_argument("--blocks", type=int, nargs=3, default=[1, 2, 2])
+    p.add_argument("--stem", type=int, default=16, help="channels of the first (48x48) convolution")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="basic",
                    help="basic: the 1.x recipe; domain: plus pose, light, blur, noise, JPEG, occlusion")
     p.add_argument("--logit-adjust", type=float, default=0.0, metavar="TAU",
                    help="train on logits + TAU * log(prior) (0: plain soft cross-entropy)")
+    p.add_argument("--teacher", type=Path, default=None, help="distil from this checkpoint (a run's best.pt)")
+    p.add_argument("--distill-weight", type=float, default=0.7, help="share of the distillation term in the loss")
+    p.add_argument("--temperature", type=float, default=4.0, help="softening of both predictions for distillation")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--finish", type=int, default=0, metavar="N",
@@ -95,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     x_val = to_input(splits["PublicTest"].pixels[val_keep])
     y_val = torch.from_numpy(val_labels[val_keep])
 
+    teacher = load_teacher(args.teacher) if args.teacher else None
     model = build_model(args).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     for param in ema.parameters():
@@ -140,7 +166,13 @@ def main(argv: list[str] | None = None) -> None:
             idx = order[step * args.batch : (step + 1) * args.batch]
             xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = soft_cross_entropy(model(xb) + adjust, y_train[idx])
+                logits = model(xb)
+                loss = soft_cross_entropy(logits + adjust, y_train[idx])
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(xb)
+                    # The teacher's raw logits are balanced (it was trained with the logit adjustment): so are the student's.
+                    loss = (1 - args.distill_weight) * loss + args.distill_weight * distillation_loss(logits, teacher_logits, args.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -162,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         log.flush()
         if val_acc > best:
             best = val_acc
-            torch.save({"ema": ema.state_dict(), "args": vars(args) | {"run_dir": str(args.run_dir), "cache_dir": str(args.cache_dir)}, "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
+            torch.save({"ema": ema.state_dict(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best": best, "finish": finish}, ckpt_path)
     print(f"done: best PublicTest majority accuracy {best:.4f}")
 

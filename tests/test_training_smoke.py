@@ -83,9 +83,10 @@ def test_a_student_distils_from_a_teacher_checkpoint(small_cache, tmp_path):
     record = json.loads((student / "train.log").read_text().splitlines()[-1])
     assert np.isfinite(record["loss"]) and record["loss"] > 0
     net, info = load_checkpoint(student / "best.pt")
-    assert (info["args"]["teacher"], info["args"]["stem"]) == (str(tmp_path / "teacher" / "best.pt"), 8)
+    assert (str(info["args"]["teacher"]), info["args"]["stem"]) == (str(tmp_path / "teacher" / "best.pt"), 8)
     assert net.features[0][0].out_channels == 8
-    assert multiply_adds(net) < 2_000_000
+    teacher_net, _ = load_checkpoint(tmp_path / "teacher" / "best.pt")
+    assert multiply_adds(net) < multiply_adds(teacher_net) / 3
     out = tmp_path / "student.onnx"
     export_checkpoint(student / "best.pt", out, "0.0.2-student", small_cache)
     assert OnnxRuntimeEngine(out).infer(np.zeros((2, 48, 48), np.uint8)).shape == (2, len(EMOTIONS))

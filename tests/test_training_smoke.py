@@ -92,7 +92,7 @@ def test_a_student_distils_from_a_teacher_checkpoint(small_cache, tmp_path):
     assert OnnxRuntimeEngine(out).infer(np.zeros((2, 48, 48), np.uint8)).shape == (2, len(EMOTIONS))
     # The distillation term is zero when the student matches the teacher, and positive otherwise.
     logits = torch.tensor([[2.0, 0.5, -1.0, 0, 0, 0, 0, 0]])
-    assert distillation_loss(logits, logits, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(logits, logits, 4.0).item() == pytest.approx(0.0, abs=1e-4)
     assert distillation_loss(logits, logits.flip(1), 4.0).item() > 0
 
 

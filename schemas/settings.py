@@ -43,6 +43,8 @@ class Settings:
     clickhouse_url: str = field(default_factory=lambda: _env("CLICKHOUSE_URL", ""))
     # Password of the URL's user, from $MOVIEMOTION_CLICKHOUSE_PASSWORD or ..._PASSWORD_FILE (keeps it out of the URL).
     clickhouse_password: Secret | None = field(default_factory=lambda: read_secret("MOVIEMOTION_CLICKHOUSE_PASSWORD"))
+    # Embedded store: seconds an analyst query may run (its max_execution_time) and may wait for a free session.
+    store_analyst_timeout_s: float = field(default_factory=lambda: float(_env("STORE_ANALYST_TIMEOUT_S", "60")))
     topics: Topics = field(default_factory=Topics)
     # Stream processing: inference micro-batches and the events sink's batches (size, wait).
     processor_group: str = field(default_factory=lambda: _env("PROCESSOR_GROUP", "moviemotion-processor"))

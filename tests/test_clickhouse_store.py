@@ -20,6 +20,7 @@ from infra.clickhouse.embedded_server import read_store_info
 from infra.clickhouse.local_server import ClickHouseServerProcess
 from infra.clickhouse.migrations import CORE_TABLES, apply_migrations, purge_expired, purge_screening
 from infra.clickhouse.service import start_store, stop_store, store_status
+from infra.clickhouse.store_auth import WRITER, store_password
 from moviemotion.cli import main as cli
 from schemas.settings import load_settings
 from tests.fixtures.clickhouse import require_server_binary
@@ -273,10 +274,11 @@ def test_clear_error_when_store_not_running(tmp_path):
 
 def test_http_interface_subset(embedded_settings):
     url = read_store_info(embedded_settings).url
+    writer = {"X-ClickHouse-User": WRITER, "X-ClickHouse-Key": store_password(embedded_settings.state_dir, WRITER).reveal()}
 
     def post(path: str, body: bytes = b"") -> tuple[int, bytes, dict]:
         try:
-            with urllib.request.urlopen(urllib.request.Request(url + path, data=body, method="POST"), timeout=10) as r:
+            with urllib.request.urlopen(urllib.request.Request(url + path, data=body, headers=writer, method="POST"), timeout=10) as r:
                 return r.status, r.read(), dict(r.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)

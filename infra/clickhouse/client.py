@@ -1,8 +1,8 @@
 """The one ClickHouse client API every component uses, for the embedded store and for real servers.
 
-`connect(settings)` gives an `HttpClient` talking to the embedded daemon (address from store.json) when
-`settings.clickhouse_url` is empty, else a `NativeClient` (clickhouse-driver, native protocol) for
-`clickhouse://user:pass@host:port/db`. Both behave the same:
+`connect(settings)` gives an `HttpClient` talking to the embedded daemon (address from store.json; as its
+`writer`, or with `user=ANALYST` as its read-only analyst) when `settings.clickhouse_url` is empty, else a
+`NativeClient` (clickhouse-driver, native protocol) for `clickhouse://user:pass@host:port/db`. Both behave the same:
   - params use clickhouse-driver's `%(name)s` syntax and escaping on both;
   - DateTime values go in as `datetime` (naive = UTC) and come back as naive UTC `datetime`s
     (real servers are expected to run in UTC, like the local ones);
@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import urllib.error
@@ -30,7 +31,8 @@ from clickhouse_driver import errors as driver_errors
 from clickhouse_driver.util.escape import escape_params
 
 from infra.clickhouse.embedded_server import format_clause, read_store_info
-from schemas.secrets import url_with_password
+from infra.clickhouse.store_auth import WRITER, store_password
+from schemas.secrets import Secret, url_with_password
 from schemas.settings import Settings
 
 _INLINE_VALUES = re.compile(r"^\s*INSERT\s+INTO\s+.*?\bVALUES\s*\(", re.IGNORECASE | re.DOTALL)
@@ -166,16 +168,21 @@ def from_json(ch_type: str, value: Any) -> Any:
 class HttpClient(ClickHouseClient):
     """ClickHouse's HTTP interface (the embedded store daemon; also works against a real server's HTTP port)."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, user: str | None = None, password: Secret | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.user = user
+        self._headers = {}
+        if user is not None:  # basic auth, as ClickHouse's HTTP interface takes it (never in the URL)
+            token = base64.b64encode(f"{user}:{password.reveal() if password else ''}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
 
     def _post(self, sql: str, data: bytes | None = None, **args: str) -> bytes:
         if data is None:
             url, body = f"{self.url}/?{urllib.parse.urlencode(args)}", sql.encode()
         else:
             url, body = f"{self.url}/?{urllib.parse.urlencode({'query': sql, **args})}", data
-        request = urllib.request.Request(url, data=body, method="POST")
+        request = urllib.request.Request(url, data=body, headers=self._headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.read()
@@ -256,11 +263,13 @@ class NativeClient(ClickHouseClient):
         self._client.disconnect()
 
 
-def connect(settings: Settings, timeout: float = 30.0) -> ClickHouseClient:
-    """The configured store: the embedded daemon (clickhouse_url == '') or a real server."""
+def connect(settings: Settings, timeout: float = 30.0, user: str = WRITER) -> ClickHouseClient:
+    """The configured store: the embedded daemon (clickhouse_url == '') as `user` (the writer, or the read-only
+    analyst; its password from the state dir), or a real server as the URL's user (`user` is then not used: give
+    an analyst the analyst's URL)."""
     if settings.clickhouse_url:
         return NativeClient(url_with_password(settings.clickhouse_url, settings.clickhouse_password), timeout)
     info = read_store_info(settings)
     if info is None:
         raise ClickHouseUnavailable(f"store not running: run `moviemotion up` (no store.json under {settings.state_dir})")
-    return HttpClient(info.url, timeout)
+    return HttpClient(info.url, timeout, user, store_password(settings.state_dir, user))

@@ -72,7 +72,8 @@ def _spawn(settings: Settings) -> subprocess.Popen:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / LOG_FILE, "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "infra.clickhouse.embedded_server", "--state-dir", str(settings.state_dir)],
+            [sys.executable, "-m", "infra.clickhouse.embedded_server", "--state-dir", str(settings.state_dir),
+             "--analyst-timeout", f"{settings.store_analyst_timeout_s:g}"],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -3,7 +3,7 @@
 Servers with SQL access control (ClickHouse 20.5+ with access_management for the admin): a role `analyst`
 with SELECT on the database, and a user holding it with readonly=1. Servers without it (Debian's 18.16):
 a users.xml user with the `readonly` profile (infra/clickhouse/local_server.py `ServerUser`). The embedded
-store has no accounts (loopback only).
+store has its own fixed `analyst` account (infra/clickhouse/store_auth.py) and creates no others.
 """
 from __future__ import annotations
 
@@ -43,5 +43,5 @@ def create_analyst(client: ClickHouseClient, database: str, user: str, password:
         for statement in statements:
             client.execute(statement)
     except ClickHouseError as exc:
-        raise AccessControlUnsupported(f"this store refused to create the analyst account ({str(exc).splitlines()[0]}); the embedded store has no accounts") from None
+        raise AccessControlUnsupported(f"this store refused to create the analyst account ({str(exc).splitlines()[0]}); the embedded store creates no accounts (its read-only `analyst` is built in: docs/security.md)") from None
     return statements

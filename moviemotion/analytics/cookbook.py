@@ -68,7 +68,8 @@ other query. Prometheus would add a second server to run and secure for six numb
 Analysts and Grafana use a read-only account. Real servers up to 20.x (Debian's 18.16): a users.xml user
 with `<profile>readonly</profile>` (readonly=1), see `infra/clickhouse/local_server.py` `ServerUser`. Servers
 with SQL access control: `moviemotion grant-analyst --print` gives the `CREATE ROLE analyst` / `GRANT SELECT`
-statements. The embedded store listens on loopback only and has no accounts.
+statements. The embedded store has two accounts, `writer` and the read-only `analyst` that `moviemotion
+query`, `report` and `sql` use (docs/security.md).
 """
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from infra.clickhouse.store_auth import ANALYST
 from moviemotion.analytics import access, cookbook, grafana
 from moviemotion.analytics.catalog import Screening, UnknownScreening, register_screening
 from moviemotion.analytics.queries import QUERIES, coerce_params, get_query, query_result
@@ -79,7 +80,7 @@ def query_cmd(settings, name, params, fmt, list_only):
         query.params(typed)
     except (KeyError, ValueError) as exc:
         raise click.ClickException(str(exc).strip('"')) from None
-    with _client(settings) as client:
+    with _client(settings, ANALYST) as client:
         click.echo(render(query_result(client, name, **typed), fmt))
 
 
@@ -91,7 +92,7 @@ def query_cmd(settings, name, params, fmt, list_only):
 def report_cmd(settings, screening_id, out_dir: Path, top_k):
     """Write timeline.png (the audience's reactions over movie time, scenes, top moments, audience metrics and norms)
     and timeline.csv, scenes.csv, moments.csv, metrics.csv, norms.csv for a screening."""
-    with _client(settings) as client, click.progressbar(length=REPORT_STEPS, label=f"report {screening_id}") as bar:
+    with _client(settings, ANALYST) as client, click.progressbar(length=REPORT_STEPS, label=f"report {screening_id}") as bar:
         try:
             files = build_report(client, screening_id, out_dir, top_k, on_step=lambda: bar.update(1))
         except (UnknownScreening, EmptyScreening) as exc:

@@ -9,16 +9,18 @@ from typing import Iterator
 import click
 
 from infra.clickhouse.client import ClickHouseClient, ClickHouseError, ClickHouseUnavailable, QueryResult, connect
+from infra.clickhouse.store_auth import ANALYST, WRITER
 from schemas.settings import Settings
 
 FORMATS = ("table", "TSV", "CSV", "JSON", "JSONEachRow")
 
 
 @contextmanager
-def _client(settings: Settings) -> Iterator[ClickHouseClient]:
-    """A connected client; store errors become one clean CLI error."""
+def _client(settings: Settings, user: str = WRITER) -> Iterator[ClickHouseClient]:
+    """A connected client (the embedded store's `user`: the writer, or the read-only analyst); store errors become
+    one clean CLI error."""
     try:
-        with connect(settings) as client:
+        with connect(settings, user=user) as client:
             yield client
     except (ClickHouseUnavailable, ClickHouseError, TimeoutError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -67,11 +69,13 @@ def render(result: QueryResult, fmt: str) -> str:
 @click.command("sql")
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), default="table", show_default=True, help="Output layout.")
+@click.option("--writer", is_flag=True, help="Embedded store: run as the writer (DDL, ALTER, OPTIMIZE) instead of the read-only analyst.")
 @click.pass_obj
-def sql_command(settings: Settings, query: str, fmt: str) -> None:
+def sql_command(settings: Settings, query: str, fmt: str, writer: bool) -> None:
     """Run QUERY on the store (embedded chDB daemon, or the --clickhouse server) and print the answer.
 
-    QUERY '-' reads the query from stdin. Works while the sink writes: the daemon serializes queries.
+    QUERY '-' reads the query from stdin. On the embedded store it runs as the read-only analyst (no writes, no
+    file()/url()/remote(); see docs/security.md) unless --writer. Works while the sink writes.
 
     \b
     moviemotion sql "SELECT count() FROM viewer_seconds"
@@ -79,7 +83,7 @@ def sql_command(settings: Settings, query: str, fmt: str) -> None:
     """
     text = sys.stdin.read() if query == "-" else query
     fmt = next(f for f in FORMATS if f.lower() == fmt.lower())
-    with _client(settings) as client:
+    with _client(settings, WRITER if writer else ANALYST) as client:
         result = client.result(text)
     if result.columns:
         click.echo(render(result, fmt))

@@ -22,8 +22,7 @@ from kafka.structs import OffsetAndMetadata
 
 from infra.clickhouse.client import ClickHouseClient
 from infra.kafka_security import kafka_python_kwargs
-from moviemotion.commands.process import settings_env
-from schemas.settings import Settings
+from schemas.settings import Settings, settings_env
 from producers.camera_producer import CameraConfig, CameraProducer, ProducerStats, open_kafka_producer
 from producers.opt_out import OptOutList
 from producers.seat_map import load_seat_map

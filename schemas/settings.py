@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from schemas.secrets import Secret, read_secret
+from schemas.secrets import Secret, read_secret, secret_env
 
 
 def _env(name: str, default: str) -> str:
@@ -69,6 +69,18 @@ class Settings:
     # The emotion model's precision (fp32, fp16, int8): int8 runs the shipped INT8 file on ONNX Runtime (2.6x the float
     # model's speed on the CPU, same accuracy: engines/models/MODEL_CARD.md), TensorRT's explicit INT8 on a GPU.
     model_precision: str = field(default_factory=lambda: _env("MODEL_PRECISION", "int8"))
+    # Failover (docs/reliability.md, "Failover"): a worker that dies without leaving the group (SIGKILL, power loss)
+    # is noticed after this session timeout, then its `faces` partitions go to the others. Faust's default is 60 s;
+    # the broker refuses less than its group.min.session.timeout.ms (6 s by default). A stopped worker (SIGTERM)
+    # leaves the group at once.
+    worker_session_timeout_s: float = field(default_factory=lambda: float(_env("WORKER_SESSION_TIMEOUT_S", "8.0")))
+    # Heartbeats to the group coordinator; a member learns of a rebalance at its next one (at most a third of the
+    # session timeout, as Kafka recommends).
+    worker_heartbeat_interval_s: float = field(default_factory=lambda: float(_env("WORKER_HEARTBEAT_INTERVAL_S", "1.0")))
+    # A viewer's state (baseline, smoother, last emitted second) is released (tombstoned in the state table) this long
+    # after their last frame, once their open second is closed: a worker running for weeks does not keep every past
+    # screening's viewers. Longer than `faces` retention, so no frame of theirs can still be replayed.
+    state_retention_s: float = field(default_factory=lambda: float(_env("STATE_RETENTION_S", str(15 * 60))))
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -76,3 +88,28 @@ class Settings:
 
 def load_settings(**overrides) -> Settings:
     return Settings().with_overrides(**overrides)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process's `load_settings()` give these settings (the fields a worker or
+    producer child needs). Passwords never go here as values: one read from a file is passed as its *_FILE path;
+    one from the environment reaches the child through the inherited environment."""
+    return {
+        "MOVIEMOTION_STATE_DIR": str(settings.state_dir),
+        "MOVIEMOTION_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "MOVIEMOTION_CLICKHOUSE_URL": settings.clickhouse_url,
+        "MOVIEMOTION_PROCESSOR_GROUP": settings.processor_group,
+        "MOVIEMOTION_FACES_PARTITIONS": str(settings.faces_partitions),
+        "MOVIEMOTION_COMMIT_INTERVAL_S": str(settings.commit_interval_s),
+        "MOVIEMOTION_REACTION_THRESHOLD": str(settings.reaction_threshold),
+        "MOVIEMOTION_MODEL_PRECISION": settings.model_precision,
+        "MOVIEMOTION_WORKER_SESSION_TIMEOUT_S": str(settings.worker_session_timeout_s),
+        "MOVIEMOTION_WORKER_HEARTBEAT_INTERVAL_S": str(settings.worker_heartbeat_interval_s),
+        "MOVIEMOTION_STATE_RETENTION_S": str(settings.state_retention_s),
+        "MOVIEMOTION_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
+        "MOVIEMOTION_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "MOVIEMOTION_KAFKA_USERNAME": settings.kafka_username,
+        "MOVIEMOTION_KAFKA_CA_FILE": settings.kafka_ca_file,
+        **secret_env("MOVIEMOTION_KAFKA_PASSWORD", settings.kafka_password),
+        **secret_env("MOVIEMOTION_CLICKHOUSE_PASSWORD", settings.clickhouse_password),
+    }

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from stream_processors.faust_offsets import REWIND_RETRY_S, Rewinder
+from stream_processors.handover.rewinder import REWIND_RETRY_S, Rewinder
 from infra.topics import first_unread_offsets
-from stream_processors.offset_guard import Admission, OffsetGuard
+from stream_processors.handover.offset_guard import Admission, OffsetGuard
 
 
 def test_contiguous_offsets_from_the_committed_one_are_processed():

@@ -2,7 +2,7 @@
 next offset to apply; a moving or finished recovery is left alone."""
 from __future__ import annotations
 
-from stream_processors.stall_watchdog import StallWatchdog
+from stream_processors.handover.stall_watchdog import StallWatchdog
 
 
 def test_a_recovery_that_stops_moving_is_sought_again_from_the_next_offset_every_stall_period():

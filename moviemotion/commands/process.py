@@ -1,36 +1,11 @@
-"""`moviemotion worker`: run a stream-processing worker (the Faust app in stream_processors.app)."""
+"""`moviemotion worker`: run a stream-processing worker (the Faust app of stream_processors.app)."""
 from __future__ import annotations
 
-import os
-import sys
-
 import click
+import faust
+from mode.utils.loops import get_event_loop
 
-from schemas.secrets import secret_env
-from schemas.settings import Settings
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process (or the Faust app module) load these settings.
-
-    Passwords never go here as values: one read from a file is passed as its *_FILE path; one from the
-    environment reaches the child through the inherited environment."""
-    return {
-        "MOVIEMOTION_STATE_DIR": str(settings.state_dir),
-        "MOVIEMOTION_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "MOVIEMOTION_CLICKHOUSE_URL": settings.clickhouse_url,
-        "MOVIEMOTION_PROCESSOR_GROUP": settings.processor_group,
-        "MOVIEMOTION_FACES_PARTITIONS": str(settings.faces_partitions),
-        "MOVIEMOTION_COMMIT_INTERVAL_S": str(settings.commit_interval_s),
-        "MOVIEMOTION_REACTION_THRESHOLD": str(settings.reaction_threshold),
-        "MOVIEMOTION_MODEL_PRECISION": settings.model_precision,
-        "MOVIEMOTION_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
-        "MOVIEMOTION_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
-        "MOVIEMOTION_KAFKA_USERNAME": settings.kafka_username,
-        "MOVIEMOTION_KAFKA_CA_FILE": settings.kafka_ca_file,
-        **secret_env("MOVIEMOTION_KAFKA_PASSWORD", settings.kafka_password),
-        **secret_env("MOVIEMOTION_CLICKHOUSE_PASSWORD", settings.clickhouse_password),
-    }
+from schemas.settings import Settings, settings_env  # noqa: F401  (settings_env: the child-process hand-off, for tests)
 
 
 @click.command("worker")
@@ -51,22 +26,16 @@ def worker(settings: Settings, loglevel: str, max_batch: int | None, engine_batc
     Start several on different hosts (same --bootstrap): they share the `faces` partitions and
     per-person state moves with the partitions on rebalance.
     """
-    os.environ.update(settings_env(settings.with_overrides(reaction_threshold=reaction_threshold, model_precision=model_precision)))
-    settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level of its datadir
-    if max_batch:
-        os.environ["MOVIEMOTION_MAX_BATCH"] = str(max_batch)
-    if engine_batch:
-        os.environ["MOVIEMOTION_ENGINE_BATCH"] = str(engine_batch)
-    if engine_lanes:
-        os.environ["MOVIEMOTION_ENGINE_LANES"] = str(engine_lanes)
-    if engine_backend:
-        os.environ["MOVIEMOTION_ENGINE"] = engine_backend
-    from stream_processors.app import app
+    from stream_processors.app import build_app
+    from stream_processors.scoring import load_scoring_engine
 
-    # --without-web: app.py disables the web server, but the worker command turns it back on (port 6066,
-    # so a second worker on the same host would fail to start).
-    sys.argv = ["moviemotion-worker", "worker", "--without-web", "--loglevel", loglevel]
-    app.main()
+    settings = settings.with_overrides(max_batch=max_batch, engine_batch=engine_batch, engine_lanes=engine_lanes,
+                                       engine_backend=engine_backend, reaction_threshold=reaction_threshold,
+                                       model_precision=model_precision)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level of its datadir
+    app = build_app(settings, load_scoring_engine(settings))
+    # faust.Worker runs the app until SIGTERM/SIGINT; stopping, the consumer leaves the group at once.
+    faust.Worker(app, loglevel=loglevel, loop=get_event_loop()).execute_from_commandline()
 
 
 def register(group: click.Group) -> None:

@@ -1,4 +1,4 @@
-"""Faust side of the `faces` offset guard (stream_processors/offset_guard.py): hold, rewind, never commit over a skip.
+"""Faust side of the `faces` offset guard (offset_guard.py): hold, rewind, never commit over a skip.
 
 - `keep_skips_uncommitted`: Faust's consumer counts an offset jump as a gap that is "acked" (meant for compacted
   or transactional topics); for `faces` that would commit past skipped messages, so jumps there are not gaps.
@@ -18,7 +18,7 @@ from typing import Collection, Sequence
 
 from faust.types import TP, EventT
 
-from stream_processors.offset_guard import Admission, OffsetGuard
+from stream_processors.handover.offset_guard import Admission, OffsetGuard
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,6 @@ from producers.sources import SourceFrame, open_source
 from schemas.face_frame import decode_face_frame
 
 FPS = 5.0
-# Faust's defaults wait 60 s for a SIGKILLed member before rebalancing; fault tests kill workers on purpose.
-FAST_REBALANCE_ENV = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1"}
 SCORED_TIMEOUT_S = 300.0
 
 
@@ -166,8 +164,8 @@ def wait_for_frames(client: ClickHouseClient, screening_id: str, frames: int, wo
 
 
 def start_fault_worker(settings: Settings, log_dir: Path, name: str) -> subprocess.Popen:
-    """A worker child process that rebalances quickly after a member dies; logs to log_dir/name.log."""
-    return start_worker(settings, log_dir / f"{name}.log", FAST_REBALANCE_ENV)
+    """A worker child process with the shipped settings (its session timeout included); logs to log_dir/name.log."""
+    return start_worker(settings, log_dir / f"{name}.log")
 
 
 def wait_scored(client: ClickHouseClient, screening_id: str, truth: GroundTruth, worker: subprocess.Popen,

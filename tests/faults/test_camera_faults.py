@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from moviemotion.commands.process import settings_env
 from moviemotion.pipeline_run import stop_worker
+from schemas.settings import settings_env
 from tests.faults.harness import (assert_matches_ground_truth, count_frames, fault_settings, from_movie_ts,
                                   publish_recorded, sample_frames, start_fault_worker, until_movie_ts, wait_for_frames,
                                   wait_scored)

@@ -12,7 +12,7 @@ import pytest
 
 from infra.topics import consumer_lag
 from moviemotion.pipeline_run import start_worker, stop_worker, wait_until
-from tests.faults.harness import (FAST_REBALANCE_ENV, BackgroundPublish, assert_matches_ground_truth, fault_settings,
+from tests.faults.harness import (BackgroundPublish, assert_matches_ground_truth, fault_settings,
                                   paced, publish_recorded, sample_frames, start_fault_worker, until_movie_ts,
                                   wait_for_frames, wait_scored)
 
@@ -98,7 +98,7 @@ def test_worker_killed_after_the_last_frame_still_closes_every_viewers_last_seco
     settings, screening_id = fault_settings(kafka_broker.bootstrap, target.settings)
     client = target.client
     truth = publish_recorded(settings, sample_screening, screening_id, until_movie_ts(sample_frames(sample_screening), 12.0))
-    worker = start_worker(settings, tmp_path / "worker-1.log", {**FAST_REBALANCE_ENV, "MOVIEMOTION_IDLE_FLUSH_S": "3600"})
+    worker = start_worker(settings, tmp_path / "worker-1.log", {"MOVIEMOTION_IDLE_FLUSH_S": "3600"})
     try:
         wait_for_frames(client, screening_id, len(truth.frames), [worker])
         assert wait_until(lambda: consumer_lag(settings.kafka_bootstrap, settings.processor_group).get(settings.topics.faces) == 0, 60)

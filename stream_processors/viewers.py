@@ -1,0 +1,62 @@
+"""When each viewer's last frame was scored: whose open second to close, whose state to release.
+
+`ViewerActivity` keeps, per person key, the wall time of their last scored frame and their `faces` partition:
+
+- `update(key, partition, now)`: a frame of the viewer was scored (or a state with an open second was restored);
+- `idle(now, owned, late)`: viewers whose open second should be closed now: no frame for `idle_flush_s`, on a
+  partition this worker owns and that has no messages waiting (their frames are late, not gone). They are
+  remembered as closed;
+- `expired(now)`: closed viewers with no frame for `retention_s`: their state can be released (tombstoned), the
+  film is over for them. They are forgotten;
+- `closed(key, partition, now)`: a restored state without an open second (it still counts towards retention);
+- `revoke(partitions)`: forget the viewers of partitions this worker no longer owns (their new owner restores them).
+
+Pure: the worker supplies the clock and the partitions, and does the closing and releasing.
+"""
+from __future__ import annotations
+
+from typing import Collection
+
+
+class ViewerActivity:
+    """Last frame time per viewer, open or closed; see the module docstring."""
+
+    def __init__(self, idle_flush_s: float, retention_s: float) -> None:
+        self._idle_flush_s = idle_flush_s
+        self._retention_s = retention_s
+        self._open: dict[bytes, tuple[float, int]] = {}  # key -> (last frame, partition): a second is open
+        self._closed: dict[bytes, tuple[float, int]] = {}  # key -> (last frame, partition): state kept, nothing open
+
+    @property
+    def open_keys(self) -> set[bytes]:
+        return set(self._open)
+
+    @property
+    def closed_keys(self) -> set[bytes]:
+        return set(self._closed)
+
+    def update(self, key: bytes, partition: int, now: float) -> None:
+        self._closed.pop(key, None)
+        self._open[key] = (now, partition)
+
+    def closed(self, key: bytes, partition: int, now: float) -> None:
+        if key not in self._open:
+            self._closed[key] = (now, partition)
+
+    def idle(self, now: float, owned: Collection[int], late: Collection[int] = ()) -> list[bytes]:
+        keys = [key for key, (seen, partition) in self._open.items()
+                if now - seen >= self._idle_flush_s and partition in owned and partition not in late]
+        for key in keys:
+            self._closed[key] = self._open.pop(key)
+        return keys
+
+    def expired(self, now: float) -> list[bytes]:
+        keys = [key for key, (seen, _) in self._closed.items() if now - seen >= self._retention_s]
+        for key in keys:
+            del self._closed[key]
+        return keys
+
+    def revoke(self, partitions: Collection[int]) -> None:
+        for viewers in (self._open, self._closed):
+            for key in [key for key, (_, partition) in viewers.items() if partition in partitions]:
+                del viewers[key]

@@ -1,0 +1,252 @@
+"""The `faces` worker's logic and state, apart from Faust's wiring (stream_processors/app.py).
+
+`FacesWorker` takes each micro-batch of `faces` events (`take`): admits it through the handover seam (`Handover`:
+nothing past a skipped offset, see stream_processors/handover/), decodes it (bad messages go to the dead letters),
+scores it with the engine, then hands its finish to a second stage (batch_pipeline.py) and goes on scoring the next
+batch. The finish stores the batch's `frame_scores` rows, updates its viewers' states in the person-state table,
+publishes their completed seconds to `emotion-events`, and only then acks the batch's messages. Timers call
+`close_idle` (publish the open second of viewers whose frames stopped) and `release_expired` (drop the states of
+viewers gone for `state_retention_s`); a rebalance calls `on_revoked` and, after a table recovery, `on_restored`.
+
+Acks: every message of a batch, dead letters and replays included, gets one extra reference when the batch is
+taken, and the batch's finish acks them all, in offset order, after the batch and every batch before it is stored.
+So the acked offsets of a partition always start at its committed offset. Faust's committable-offset rule
+(faust-streaming issue #606) lets an acked offset right after the committed one commit over it: a dead letter
+acked at once, while the frame before it was still being stored, used to commit past that frame.
+
+`SecondsStore` stores `emotion-events` batches in `viewer_seconds`; `DeadLetters` sends rejects to `dead-letters`.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Collection, MutableMapping, Protocol, Sequence
+
+from aiokafka.partitioner import DefaultPartitioner
+
+from engines.engine import EmotionEngine
+from schemas.dead_letter import dead_letter
+from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
+from schemas.settings import Settings
+from stream_processors.batch_pipeline import SecondStage
+from stream_processors.config import StateConfig
+from stream_processors.metrics import PipelineMetrics
+from stream_processors.person_state import PersonState
+from stream_processors.scoring import (ScoredBatch, decode_batch, emotion_event, frame_score_row, score, scored_frame,
+                                       viewer_second_row)
+from stream_processors.viewers import ViewerActivity
+
+_partitioner = DefaultPartitioner()  # murmur2, like the camera producer's and the state changelog's partitioner
+
+
+class Handover(Protocol):
+    """The worker's view of the partition-handover workaround (stream_processors/handover/)."""
+
+    async def admit(self, events: list[Any]) -> list[Any]:
+        """The events to score, in order."""
+
+    def late_partitions(self, owned: Collection[int]) -> set[int]:
+        """Owned `faces` partitions whose viewers' frames are waiting in Kafka (late, not gone)."""
+
+
+class NoHandover:
+    """No workaround: every event is scored, no partition is known to be late."""
+
+    async def admit(self, events: list[Any]) -> list[Any]:
+        return list(events)
+
+    def late_partitions(self, owned: Collection[int]) -> set[int]:
+        return set()
+
+
+class Sender(Protocol):
+    """A Kafka topic (faust.Topic): `send` returns once the message is buffered, with an awaitable delivery."""
+
+    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> Awaitable[Any]: ...
+
+
+class Sink(Protocol):
+    def write(self, rows: Sequence[dict[str, Any]]) -> int: ...
+
+
+def faces_partition(key: bytes, partitions: int) -> int:
+    """The `faces` partition of a person key (the camera producer's murmur2)."""
+    return _partitioner(key, list(range(partitions)), None)
+
+
+class DeadLetters:
+    """Sends a rejected message to `dead-letters` with its reason; only `emotion-events` letters keep their payload
+    (anything else may hold a crop)."""
+
+    def __init__(self, topic: Sender, settings: Settings, metrics: PipelineMetrics) -> None:
+        self._topic = topic
+        self._keep_payload_of = settings.topics.emotion_events
+        self._metrics = metrics
+
+    async def send(self, event: Any, reason: str, error: str) -> None:
+        message = event.message
+        letter = dead_letter(message.key, message.value, reason, error, message.topic, message.partition, message.offset,
+                             keep_payload=message.topic == self._keep_payload_of)
+        await self._topic.send(key=letter.key, value=letter.value, headers=letter.headers)
+        self._metrics.dead_letters += 1
+
+
+@dataclass(frozen=True)
+class TakenBatch:
+    """A micro-batch after scoring: all its events (acked by the finish, in order) and what was scored of it."""
+
+    events: list[Any]
+    scored: ScoredBatch | None
+
+
+class FacesWorker:
+    """Scores, stores and publishes `faces` micro-batches and owns the viewers' state; see the module docstring."""
+
+    def __init__(self, settings: Settings, engine: EmotionEngine, states: MutableMapping[bytes, Any], events: Sender,
+                 dead_letters: DeadLetters, frame_sink: Sink, metrics: PipelineMetrics,
+                 handover: Handover | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._state_config = StateConfig(reaction_threshold=settings.reaction_threshold)
+        self._engine = engine
+        self._crop_size = engine.metadata.input_size
+        self._states = states
+        self._events = events
+        self._dead_letters = dead_letters
+        self._frame_sink = frame_sink
+        self._metrics = metrics
+        self.handover: Handover = handover or NoHandover()
+        self._clock = clock
+        self.activity = ViewerActivity(settings.idle_flush_s, settings.state_retention_s)
+        self._finishing = SecondStage()
+        self._scoring = False
+
+    @property
+    def busy(self) -> bool:
+        """True while a batch is being scored or finished."""
+        return self._scoring or self._finishing.busy
+
+    async def take(self, events: list[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
+        """Score one micro-batch, then hand its finish (store, publish, `ack` each event) to the second stage."""
+        self._scoring = True
+        try:
+            batch = await self.score(events)
+            await self._finishing.hand_over(self.finish(batch, ack))
+        finally:
+            self._scoring = False
+
+    async def drain(self) -> None:
+        """Wait for the finish in flight (the agent stops)."""
+        await self._finishing.drain()
+
+    async def score(self, events: list[Any]) -> TakenBatch:
+        """Admit, decode and score one micro-batch; bad messages go to the dead letters. Every event gets the extra
+        reference that `finish` releases."""
+        for event in events:
+            event.message.incref()
+        admitted = await self.handover.admit(list(events))
+        decoded, rejected = decode_batch([e.message.value for e in admitted], self._crop_size,
+                                         [e.message.key for e in admitted])
+        for bad in rejected:
+            await self._dead_letters.send(admitted[bad.index], bad.reason, bad.error)
+        if not decoded:
+            return TakenBatch(list(events), None)
+        frames = [frame for _, frame in decoded]
+        probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
+        scored = ScoredBatch([admitted[index] for index, _ in decoded], frames, probs, self._engine.model_version)
+        return TakenBatch(list(events), scored)
+
+    async def finish(self, batch: TakenBatch, ack: Callable[[Any], Awaitable[Any]]) -> None:
+        """Store a scored batch, update its viewers' states, publish their seconds; then ack all its events."""
+        scored = batch.scored
+        if scored is not None:
+            rows = [frame_score_row(f, p, scored.model_version) for f, p in zip(scored.frames, scored.probs)]
+            await asyncio.get_running_loop().run_in_executor(None, self._frame_sink.write, rows)
+            self._metrics.record_frames(rows)
+            states: dict[bytes, tuple[PersonState, list]] = {}
+            now = self._clock()
+            for event, frame, frame_probs in zip(scored.events, scored.frames, scored.probs):
+                key = event.message.key
+                state, summaries = states.get(key) or (self.load_state(key), [])
+                summaries.extend(state.update(scored_frame(frame, frame_probs, scored.model_version)))
+                states[key] = (state, summaries)
+                self.activity.update(key, event.message.partition, now)
+            await self._publish(states)
+        for event in batch.events:
+            await ack(event)
+
+    def load_state(self, key: bytes) -> PersonState:
+        stored = self._states.get(key)
+        return PersonState(self._state_config) if stored is None else PersonState.from_dict(stored, self._state_config)
+
+    async def _publish(self, states: dict[bytes, tuple[PersonState, list]]) -> None:
+        """Send each person's completed seconds, wait until Kafka has them, then save the states."""
+        pending = [
+            await self._events.send(key=key, value=encode_emotion_event(emotion_event(summary)))
+            for key, (_, summaries) in states.items() for summary in summaries
+        ]
+        await asyncio.gather(*pending)
+        for key, (state, _) in states.items():
+            self._states[key] = state.to_dict()
+        self._metrics.events_out += len(pending)
+
+    async def close_idle(self, owned: Collection[int]) -> None:
+        """Publish the open second of viewers whose frames stopped (end of film, left the seat), on the owned `faces`
+        partitions. A viewer whose partition still has messages waiting is not idle: their frames are late."""
+        late = self.handover.late_partitions(owned)
+        states = {}
+        for key in self.activity.idle(self._clock(), owned, late):
+            state = self.load_state(key)
+            summaries = state.flush()
+            if summaries:
+                states[key] = (state, summaries)
+        if states:
+            await self._publish(states)
+
+    def release_expired(self) -> list[bytes]:
+        """Delete the states of viewers with no frame for `state_retention_s` whose last second is published (a
+        tombstone in the table's changelog); returns their keys."""
+        keys = self.activity.expired(self._clock())
+        for key in keys:
+            if key in self._states:
+                del self._states[key]
+        return keys
+
+    def on_revoked(self, partitions: Collection[int]) -> None:
+        """`faces` partitions taken away in a rebalance: forget their viewers (the new owner restores them)."""
+        self.activity.revoke(partitions)
+
+    def on_restored(self) -> None:
+        """After a table recovery: restored states with an open second get closed by the idle flush even if no frame
+        of theirs arrives (the film has ended); the others count towards the retention from now."""
+        now = self._clock()
+        known = self.activity.open_keys | self.activity.closed_keys
+        for key, stored in list(self._states.items()):
+            if stored is None or key in known:
+                continue
+            partition = faces_partition(key, self._settings.faces_partitions)
+            if stored.get("open") is not None:
+                self.activity.update(key, partition, now)
+            else:
+                self.activity.closed(key, partition, now)
+
+
+class SecondsStore:
+    """Stores `emotion-events` batches in `viewer_seconds` (once each, ClickHouseSink); bad events go to the dead
+    letters."""
+
+    def __init__(self, sink: Sink, dead_letters: DeadLetters, metrics: PipelineMetrics) -> None:
+        self._sink = sink
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+
+    async def store(self, events: list[Any]) -> None:
+        rows = []
+        for event in events:
+            try:
+                rows.append(viewer_second_row(decode_emotion_event(event.message.value)))
+            except SchemaError as exc:
+                await self._dead_letters.send(event, exc.reason, str(exc))
+        if rows:
+            await asyncio.get_running_loop().run_in_executor(None, self._sink.write, rows)
+            self._metrics.record_events(rows)

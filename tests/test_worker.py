@@ -1,0 +1,194 @@
+"""The worker without a broker: `build_app` applies the settings, and `FacesWorker`'s batch logic (ack order, idle
+close, state release, revoke) runs on the real engine with real Faust messages, a dict for the state table and a
+store that blocks until released. The same logic against a real broker: tests/faults/test_worker_*.py."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from faust.types import Message
+
+from benchmarks.load_generator import LoadSpec, face_frames, sprite_crops
+from schemas.emotion_event import decode_emotion_event
+from schemas.face_frame import encode_face_frame
+from schemas.settings import load_settings
+from stream_processors.app import build_app
+from stream_processors.metrics import PipelineMetrics
+from stream_processors.scoring import load_scoring_engine
+from stream_processors.viewers import ViewerActivity
+from stream_processors.worker import DeadLetters, FacesWorker, faces_partition
+
+SETTINGS = load_settings(engine_backend="onnxruntime", idle_flush_s=2.0, state_retention_s=60.0)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_scoring_engine(SETTINGS)
+
+
+def test_build_app_needs_no_broker_and_takes_its_settings(engine):
+    settings = SETTINGS.with_overrides(worker_session_timeout_s=7.0, worker_heartbeat_interval_s=2.0, processor_group="g1")
+    app = build_app(settings, engine)
+    assert app.conf.id == "g1"
+    assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval) == (7.0, 2.0)
+    assert {name.rsplit(".", 1)[1] for name in app.agents} == {"score_faces", "store_events"}
+    assert app.tables["person-states"].partitions == settings.faces_partitions
+
+
+def test_the_shipped_failover_settings_fit_the_broker_and_the_target():
+    settings = load_settings()
+    assert 6.0 <= settings.worker_session_timeout_s <= 10.0  # broker's group.min.session.timeout.ms; 15 s target
+    assert settings.worker_heartbeat_interval_s <= settings.worker_session_timeout_s / 3
+
+
+class Topic:
+    """Stands in for a faust.Topic: records what was sent; delivery is immediate."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, *, key, value, headers=None):
+        self.sent.append((key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class GatedSink:
+    """A store whose writes block until `release()` (a ClickHouse outage, say)."""
+
+    def __init__(self, open_: bool = True) -> None:
+        self.gate = threading.Event()
+        if open_:
+            self.gate.set()
+        self.rows: list[dict] = []
+
+    def write(self, rows):
+        assert self.gate.wait(30), "the store was never released"
+        self.rows.extend(rows)
+        return len(rows)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def event(partition: int, offset: int, key: bytes, value: bytes) -> SimpleNamespace:
+    message = Message("faces", partition, offset, time.time(), 0, None, key, value, None)
+    message.incref()  # the stream's own reference, released by take_events' ack
+    return SimpleNamespace(message=message)
+
+
+def make_worker(engine, sink: GatedSink, clock: Clock, states: dict) -> tuple[FacesWorker, Topic, Topic]:
+    events, dead = Topic(), Topic()
+    metrics = PipelineMetrics()
+    worker = FacesWorker(SETTINGS, engine, states, events, DeadLetters(dead, SETTINGS, metrics), sink, metrics,
+                         clock=clock)
+    return worker, events, dead
+
+
+def viewer_frames(viewers: int, ticks: int) -> list[list]:
+    """[tick][viewer] FaceFrames of `viewers` viewers, 5 per second."""
+    spec = LoadSpec(screening_id="worker-test", faces_per_s=5.0 * viewers, cameras=1, seats_per_camera=viewers)
+    crops = sprite_crops()
+    return [face_frames(spec, crops, tick, time.time_ns() // 1000) for tick in range(ticks)]
+
+
+def test_a_dead_letter_is_acked_only_after_the_frames_before_it_are_stored(engine):
+    """faust-streaming #606: an acked offset right after the committed one commits over it; so nothing is acked
+    ahead of a frame still being stored."""
+    async def run() -> None:
+        sink, clock, states = GatedSink(open_=False), Clock(), {}
+        worker, _, dead = make_worker(engine, sink, clock, states)
+        frame = viewer_frames(1, 1)[0][0]
+        key = frame.person_key.encode()
+        acked: list[int] = []
+
+        async def ack(e) -> None:
+            if e.message.decref() == 0:
+                acked.append(e.message.offset)
+
+        first = [event(0, 10, key, encode_face_frame(frame)), event(0, 11, key, b"garbage")]
+        await worker.take(first, ack)
+        for e in first:  # take_events acks the batch when the agent asks for the next one
+            await ack(e)
+        assert len(dead.sent) == 1 and acked == [], "acked while the frame at 10 is not stored"
+        second = asyncio.ensure_future(worker.take([event(0, 12, key, b"more garbage")], ack))
+        await asyncio.sleep(0.2)
+        assert not second.done() and acked == [], "a later batch of dead letters ran ahead of the store"
+        sink.gate.set()
+        await second
+        await worker.drain()
+        assert acked == [10, 11] and len(sink.rows) == 1
+    asyncio.run(run())
+
+
+def test_idle_viewers_are_closed_then_released_after_the_retention(engine):
+    async def run() -> None:
+        sink, clock, states = GatedSink(), Clock(), {}
+        worker, published, _ = make_worker(engine, sink, clock, states)
+        ticks = viewer_frames(3, 6)
+        batch = [event(faces_partition(f.person_key.encode(), SETTINGS.faces_partitions), offset, f.person_key.encode(),
+                       encode_face_frame(f)) for offset, tick in enumerate(ticks) for f in tick]
+
+        async def ack(e) -> None:
+            e.message.decref()
+
+        await worker.take(batch, ack)
+        await worker.drain()
+        keys = {f.person_key.encode() for f in ticks[0]}
+        assert set(states) == keys
+        owned = set(range(SETTINGS.faces_partitions))
+        clock.now += SETTINGS.idle_flush_s
+        await worker.close_idle(owned)
+        last_seconds = {decode_emotion_event(value).person_key for _, value in published.sent}
+        assert last_seconds == {key.decode() for key in keys}, "the viewers' open seconds were not published"
+        assert worker.release_expired() == [] and set(states) == keys, "released before the retention"
+        clock.now += SETTINGS.state_retention_s
+        assert set(worker.release_expired()) == keys
+        assert states == {}, "the table still holds the finished screening's viewers"
+    asyncio.run(run())
+
+
+def test_a_viewer_seen_again_is_not_released(engine):
+    activity = ViewerActivity(idle_flush_s=2.0, retention_s=60.0)
+    activity.update(b"a", 1, now=0.0)
+    assert activity.idle(now=2.0, owned={1}) == [b"a"]
+    activity.update(b"a", 1, now=50.0)
+    assert activity.expired(now=70.0) == []
+    assert activity.idle(now=52.0, owned={1}) == [b"a"] and activity.expired(now=110.0) == [b"a"]
+
+
+def test_late_partitions_and_unowned_partitions_are_not_idle():
+    activity = ViewerActivity(idle_flush_s=2.0, retention_s=60.0)
+    for key, partition in ((b"a", 1), (b"b", 2), (b"c", 3)):
+        activity.update(key, partition, now=0.0)
+    assert activity.idle(now=5.0, owned={1, 2}, late={2}) == [b"a"]
+
+
+def test_after_a_revoke_no_viewer_of_the_revoked_partitions_is_kept(engine):
+    async def run() -> None:
+        sink, clock, states = GatedSink(), Clock(), {}
+        worker, _, _ = make_worker(engine, sink, clock, states)
+        frames = viewer_frames(6, 2)
+        batch = [event(faces_partition(f.person_key.encode(), SETTINGS.faces_partitions), offset, f.person_key.encode(),
+                       encode_face_frame(f)) for offset, tick in enumerate(frames) for f in tick]
+
+        async def ack(e) -> None:
+            e.message.decref()
+
+        await worker.take(batch, ack)
+        await worker.drain()
+        partitions = {e.message.partition for e in batch}
+        revoked = set(sorted(partitions)[: max(1, len(partitions) // 2)])
+        worker.on_revoked(revoked)
+        kept = worker.activity.open_keys | worker.activity.closed_keys
+        assert kept and all(faces_partition(key, SETTINGS.faces_partitions) not in revoked for key in kept)
+    asyncio.run(run())

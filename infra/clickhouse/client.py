@@ -75,7 +75,8 @@ class ClickHouseClient(ABC):
         self._execute(sql, params)
 
     @abstractmethod
-    def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
+                query_id: str | None) -> None: ...
 
     @abstractmethod
     def close(self) -> None: ...
@@ -87,14 +88,22 @@ class ClickHouseClient(ABC):
         res = self.result(sql, params)
         return [dict(zip(res.columns, row)) for row in res.rows]
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert rows (dicts with the same keys; missing table columns take their DEFAULT) in one batch."""
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]], *, dedup_token: str | None = None,
+               query_id: str | None = None) -> int:
+        """Insert rows (dicts with the same keys; missing table columns take their DEFAULT) in one batch.
+
+        `dedup_token`: ClickHouse's `insert_deduplication_token`, with `deduplicate_blocks_in_dependent_materialized_views`
+        so the views' blocks are deduplicated too; only for servers and tables that support it (22.2+, a table with
+        `non_replicated_deduplication_window`: see stream_processors/sink.py). `query_id`: the INSERT's id in
+        `system.processes` (the embedded daemon ignores it)."""
         if not rows:
             return 0
         columns = list(rows[0])
         if any(row.keys() != rows[0].keys() for row in rows):
             raise ValueError(f"insert into {table}: every row must have the same columns as the first ({columns})")
-        self._insert(table, columns, rows)
+        settings = {} if dedup_token is None else {
+            "insert_deduplication_token": dedup_token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+        self._insert(table, columns, rows, settings, query_id)
         return len(rows)
 
     def server_version(self) -> tuple[int, ...]:
@@ -205,9 +214,13 @@ class HttpClient(ClickHouseClient):
     def _execute(self, sql: str, params: Mapping[str, Any] | None) -> None:
         self._post(substitute(sql, params))
 
-    def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
+                query_id: str | None) -> None:
         lines = "\n".join(json.dumps(row, default=_json_default) for row in rows)
-        self._post(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONEachRow", lines.encode())
+        # Settings go in the statement: the embedded daemon ignores URL settings.
+        clause = substitute(" SETTINGS " + ", ".join(f"{name} = %({name})s" for name in settings), settings) if settings else ""
+        args = {"query_id": query_id} if query_id else {}
+        self._post(f"INSERT INTO {table} ({', '.join(columns)}){clause} FORMAT JSONEachRow", lines.encode(), **args)
 
     def ping(self) -> bool:
         try:
@@ -255,9 +268,11 @@ class NativeClient(ClickHouseClient):
     def _execute(self, sql: str, params: Mapping[str, Any] | None) -> None:
         self._run(sql, params)
 
-    def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    def _insert(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
+                query_id: str | None) -> None:
         values = [{name: _as_utc(row[name]) for name in columns} for row in rows]
-        self._run(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", values)
+        self._run(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", values, settings=dict(settings) or None,
+                  query_id=query_id)
 
     def close(self) -> None:
         self._client.disconnect()

@@ -209,6 +209,18 @@ def test_analyst_cannot_read_files_in_any_spelling(store, template):
     assert store.password(WRITER) not in text
 
 
+def test_analyst_cannot_name_a_function_with_a_query_parameter(store):
+    """`{f:Identifier}` fills table names only: as a function name it does not parse."""
+    path = password_file(store.settings.state_dir, WRITER)
+    auth = "Basic " + base64.b64encode(f"{ANALYST}:{store.password(ANALYST)}".encode()).decode()
+    for sql in (f"SELECT * FROM {{f:Identifier}}('{path}', 'LineAsString')", f"SELECT {{f:Identifier}}('{path}')"):
+        request = urllib.request.Request(f"{store.url}/?param_f=file", data=sql.encode(), headers={"Authorization": auth}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        text = refused.value.read().decode()
+        assert refused.value.code == 400 and "Syntax error" in text and store.password(WRITER) not in text
+
+
 @pytest.mark.parametrize("sql", OTHER_OUTSIDE)
 def test_analyst_cannot_reach_urls_or_other_servers(store, sql):
     status, text = store.request("POST", sql, user=ANALYST)

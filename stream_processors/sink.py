@@ -86,8 +86,9 @@ def batch_token(target: TableKey, rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def dedup_window(client: ClickHouseClient, table: str) -> int:
-    """How many recent inserts `table` deduplicates by token (0: none). By server version first: 18.16 has no
-    insert_deduplication_token and no non_replicated_deduplication_window (nor system.tables.engine_full)."""
+    """How many recent inserts `table` deduplicates by token (0: none). By server version first (18.16 has neither
+    insert_deduplication_token nor non_replicated_deduplication_window), then the table's own setting (migration 0006
+    sets it where the server has both)."""
     if client.server_version() < FEATURES["insert_dedup_token"]:
         return 0
     rows = client.query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = %(t)s",
@@ -125,7 +126,7 @@ class ClickHouseSink:
     ) -> None:
         self._connect = connect
         self._client: ClickHouseClient | None = None
-        self._dedup = False
+        self._dedup: bool | None = None  # whether the connected store deduplicates by token (read once per connection)
         self._target = target
         self._backoff = backoff_s
         self._stopped = threading.Event()
@@ -171,7 +172,8 @@ class ClickHouseSink:
 
     def _write_once(self, rows: Sequence[Mapping[str, Any]]) -> int:
         if self._client is None:
-            self._client = self._connect()
+            self._client, self._dedup = self._connect(), None
+        if self._dedup is None:
             self._dedup = dedup_window(self._client, self._target.table) > 0
         self._wait_unfinished(self._client)
         unique: dict[tuple, Mapping[str, Any]] = {}

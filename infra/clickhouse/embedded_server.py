@@ -283,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
             user = self._authenticate()
             length = self._body_length(user)
         except QueryRefused as exc:
-            self.close_connection = has_body  # the body stays unread: this connection cannot carry another request
+            self.close_connection = self.close_connection or has_body  # an unread body: the connection cannot carry another request
             return self._refuse(exc)
         body_text = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
         sql = f"{args['query']}\n{body_text}" if "query" in args else body_text
@@ -304,8 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, answer, _CONTENT_TYPES.get(fmt, "text/plain"), {"X-ClickHouse-Format": fmt})
 
     def _refuse(self, exc: QueryRefused) -> None:
-        names = {400: "SYNTAX_ERROR" if exc.code == 62 else "BAD_REQUEST", 401: "AUTHENTICATION_FAILED", 403: "ACCESS_DENIED", 411: "LENGTH_REQUIRED",
-                 413: "REQUEST_TOO_LARGE", 503: "TOO_MANY_SIMULTANEOUS_QUERIES"}
+        names = {400: "SYNTAX_ERROR" if exc.code == 62 else "BAD_REQUEST", 401: "AUTHENTICATION_FAILED", 403: "ACCESS_DENIED",
+                 411: "LENGTH_REQUIRED", 413: "REQUEST_TOO_LARGE", 503: "TOO_MANY_SIMULTANEOUS_QUERIES"}
         headers = {"X-ClickHouse-Exception-Code": str(exc.code)}
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="moviemotion-store"'

@@ -157,7 +157,7 @@ def test_idle_viewers_are_closed_then_released_after_the_retention(engine):
     asyncio.run(run())
 
 
-def test_a_viewer_seen_again_is_not_released(engine):
+def test_a_viewer_seen_again_is_not_released():
     activity = ViewerActivity(idle_flush_s=2.0, retention_s=60.0)
     activity.update(b"a", 1, now=0.0)
     assert activity.idle(now=2.0, owned={1}) == [b"a"]

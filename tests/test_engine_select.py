@@ -92,11 +92,11 @@ def test_unknown_precision_is_refused(monkeypatch):
 
 def test_worker_engine_follows_the_precision_setting(monkeypatch):
     """The worker's engine (two single-thread lanes) runs the file its settings' precision names; the worker command
-    passes `--precision` to the Faust app through the environment."""
+    applies `--precision` to the settings it builds the app with; a child process gets it through `settings_env`."""
     from click.testing import CliRunner
 
-    from moviemotion.commands.process import settings_env, worker
-    from schemas.settings import load_settings
+    from moviemotion.commands.process import worker
+    from schemas.settings import load_settings, settings_env
     from stream_processors.scoring import load_scoring_engine
 
     monkeypatch.delenv("MOVIEMOTION_MODEL_PRECISION", raising=False)

@@ -28,7 +28,7 @@ from infra.secure_broker import start_secure_broker
 from infra.stack import up
 from infra.topics import ensure_topics
 from moviemotion.cli import main
-from moviemotion.commands.process import settings_env
+from schemas.settings import settings_env
 from moviemotion.pipeline_run import publish_video, start_worker, stop_worker, wait_until_scored
 from schemas.settings import Settings, load_settings
 from producers.camera_producer import BrokerUnavailable, CameraConfig, open_kafka_producer

@@ -5,7 +5,7 @@ import click
 import faust
 from mode.utils.loops import get_event_loop
 
-from schemas.settings import Settings, settings_env  # noqa: F401  (settings_env: the child-process hand-off, for tests)
+from schemas.settings import Settings
 
 
 @click.command("worker")

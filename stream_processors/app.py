@@ -28,7 +28,7 @@ from infra.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, PERSON_STATE_TABLE, cons
 from schemas.settings import Settings
 from stream_processors.handover import install_handover_workaround
 from stream_processors.metrics import TABLE as METRICS_TABLE, PipelineMetrics
-from stream_processors.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
+from infra.clickhouse.sink import FRAME_SCORES, VIEWER_SECONDS, ClickHouseSink
 from stream_processors.worker import DeadLetters, FacesWorker, SecondsStore
 
 

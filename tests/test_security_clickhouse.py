@@ -18,7 +18,7 @@ from schemas.secrets import Secret
 from schemas.settings import Settings, load_settings
 from schemas.face_frame import FaceFrame
 from stream_processors.scoring import frame_score_row
-from stream_processors.sink import FRAME_SCORES, ClickHouseSink
+from infra.clickhouse.sink import FRAME_SCORES, ClickHouseSink
 from tests.fixtures.clickhouse import require_server_binary
 
 pytestmark = [pytest.mark.clickhouse_server]

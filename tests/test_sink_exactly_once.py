@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from infra.clickhouse.client import ClickHouseClient, ClickHouseError, connect
-from stream_processors.sink import (
+from infra.clickhouse.sink import (
     VIEWER_SECONDS,
     ClickHouseSink,
     TableKey,
@@ -178,7 +178,7 @@ def test_memory_limit_is_backed_off_and_retried(embedded_settings, embedded_stor
     sink = ClickHouseSink(lambda: connect(embedded_settings), VIEWER_SECONDS, backoff_s=FAST_BACKOFF)
     assert sink.write(rows[:1]) == 1  # connected, capabilities read
     embedded_store.execute("SET max_memory_usage = 1")
-    with caplog.at_level("WARNING", logger="stream_processors.sink"):
+    with caplog.at_level("WARNING", logger="infra.clickhouse.sink"):
         assert sink.write(rows) == len(rows) - 1
     assert sink.retries >= 1 and "MEMORY_LIMIT_EXCEEDED" in caplog.text
     assert_stored_once(embedded_store, rows)

@@ -94,7 +94,7 @@ class ClickHouseClient(ABC):
 
         `dedup_token`: ClickHouse's `insert_deduplication_token`, with `deduplicate_blocks_in_dependent_materialized_views`
         so the views' blocks are deduplicated too; only for servers and tables that support it (22.2+, a table with
-        `non_replicated_deduplication_window`: see stream_processors/sink.py). `query_id`: the INSERT's id in
+        `non_replicated_deduplication_window`: see infra/clickhouse/sink.py). `query_id`: the INSERT's id in
         `system.processes` (the embedded daemon ignores it)."""
         if not rows:
             return 0

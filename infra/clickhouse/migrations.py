@@ -18,7 +18,7 @@ MIGRATIONS_DIR = Path(schemas.__file__).resolve().parent / "clickhouse"
 CORE_TABLES = ("frame_scores", "viewer_seconds", "audience_seconds")
 EXPIRING_TABLE = "frame_scores"  # raw per-frame scores expire; per-second tables are kept
 # feature -> first server version that supports it (insert_dedup_token: the insert_deduplication_token setting for
-# non-replicated MergeTree tables with non_replicated_deduplication_window; stream_processors/sink.py)
+# non-replicated MergeTree tables with non_replicated_deduplication_window; infra/clickhouse/sink.py)
 FEATURES: dict[str, tuple[int, ...]] = {"ttl": (19, 6), "insert_dedup_token": (22, 2)}
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

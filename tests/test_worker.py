@@ -101,6 +101,19 @@ def viewer_frames(viewers: int, ticks: int) -> list[list]:
     return [face_frames(spec, crops, tick, time.time_ns() // 1000) for tick in range(ticks)]
 
 
+async def score_all(worker: FacesWorker, ticks: list[list]) -> list[SimpleNamespace]:
+    """Take the frames of `ticks` as one batch on their viewers' partitions, finish it, and return its events."""
+    batch = [event(faces_partition(f.person_key.encode(), SETTINGS.faces_partitions), offset, f.person_key.encode(),
+                   encode_face_frame(f)) for offset, tick in enumerate(ticks) for f in tick]
+
+    async def ack(e) -> None:
+        e.message.decref()
+
+    await worker.take(batch, ack)
+    await worker.drain()
+    return batch
+
+
 def test_a_dead_letter_is_acked_only_after_the_frames_before_it_are_stored(engine):
     """faust-streaming #606: an acked offset right after the committed one commits over it; so nothing is acked
     ahead of a frame still being stored."""
@@ -135,14 +148,7 @@ def test_idle_viewers_are_closed_then_released_after_the_retention(engine):
         sink, clock, states = GatedSink(), Clock(), {}
         worker, published, _ = make_worker(engine, sink, clock, states)
         ticks = viewer_frames(3, 6)
-        batch = [event(faces_partition(f.person_key.encode(), SETTINGS.faces_partitions), offset, f.person_key.encode(),
-                       encode_face_frame(f)) for offset, tick in enumerate(ticks) for f in tick]
-
-        async def ack(e) -> None:
-            e.message.decref()
-
-        await worker.take(batch, ack)
-        await worker.drain()
+        await score_all(worker, ticks)
         keys = {f.person_key.encode() for f in ticks[0]}
         assert set(states) == keys
         owned = set(range(SETTINGS.faces_partitions))
@@ -177,15 +183,7 @@ def test_after_a_revoke_no_viewer_of_the_revoked_partitions_is_kept(engine):
     async def run() -> None:
         sink, clock, states = GatedSink(), Clock(), {}
         worker, _, _ = make_worker(engine, sink, clock, states)
-        frames = viewer_frames(6, 2)
-        batch = [event(faces_partition(f.person_key.encode(), SETTINGS.faces_partitions), offset, f.person_key.encode(),
-                       encode_face_frame(f)) for offset, tick in enumerate(frames) for f in tick]
-
-        async def ack(e) -> None:
-            e.message.decref()
-
-        await worker.take(batch, ack)
-        await worker.drain()
+        batch = await score_all(worker, viewer_frames(6, 2))
         partitions = {e.message.partition for e in batch}
         revoked = set(sorted(partitions)[: max(1, len(partitions) // 2)])
         worker.on_revoked(revoked)

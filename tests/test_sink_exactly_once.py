@@ -17,7 +17,6 @@ from infra.clickhouse.sink import (
     TableKey,
     batch_token,
     dedup_window,
-    error_code,
     is_transient,
 )
 from tests.fixtures.clickhouse import BACKENDS
@@ -127,7 +126,7 @@ def overloaded_table(client: ClickHouseClient) -> TableKey:
         client.insert("overload", [{"k": f"old{n}", "v": n}])
     with pytest.raises(ClickHouseError, match="Too many parts") as refused:
         client.insert("overload", [{"k": "probe", "v": 0}])
-    assert error_code(refused.value) == 252 and is_transient(refused.value)
+    assert refused.value.code == 252 and is_transient(refused.value)
     return TableKey("overload", ("k",))
 
 

@@ -42,8 +42,17 @@ class ClickHouseUnavailable(ConnectionError):
     """The store/server cannot be reached (not running, refused, timed out)."""
 
 
+_ERROR_CODE = re.compile(r"Code:\s*(\d+)")
+
+
 class ClickHouseError(RuntimeError):
     """The server answered with an exception (bad SQL, unknown table, bad data ...)."""
+
+    @property
+    def code(self) -> int | None:
+        """ClickHouse's error code ('Code: 252. DB::Exception: ...', as both clients word the message), if any."""
+        match = _ERROR_CODE.search(str(self))
+        return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)

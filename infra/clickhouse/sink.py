@@ -46,7 +46,6 @@ TRANSIENT_CODES: dict[int, str] = {
     286: "UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE", 319: "UNKNOWN_STATUS_OF_INSERT", 394: "QUERY_WAS_CANCELLED",
     439: "CANNOT_SCHEDULE_TASK", 473: "DEADLOCK_AVOIDED", 999: "KEEPER_EXCEPTION",
 }
-_CODE = re.compile(r"Code:\s*(\d+)")
 _WINDOW = re.compile(r"\bnon_replicated_deduplication_window\s*=\s*(\d+)")
 
 
@@ -69,14 +68,8 @@ def _key(row: Mapping[str, Any], columns: Sequence[str]) -> tuple:
     return tuple(row[c] for c in columns)
 
 
-def error_code(exc: ClickHouseError) -> int | None:
-    """The ClickHouse error code in a server error's message ('Code: 252. DB::Exception: ...'), if any."""
-    match = _CODE.search(str(exc))
-    return int(match.group(1)) if match else None
-
-
 def is_transient(exc: ClickHouseError) -> bool:
-    return error_code(exc) in TRANSIENT_CODES
+    return exc.code in TRANSIENT_CODES
 
 
 def batch_token(target: TableKey, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -153,7 +146,7 @@ class ClickHouseSink:
             except ClickHouseError as exc:
                 if not is_transient(exc):
                     raise
-                failure, reason = exc, f"ClickHouse {TRANSIENT_CODES[error_code(exc)]} ({str(exc)[:200]})"
+                failure, reason = exc, f"ClickHouse {TRANSIENT_CODES[exc.code]} ({str(exc)[:200]})"
             if self._stopped.is_set():
                 raise failure
             self.retries += 1

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from infra.kafka_security import (SecurityConfigError, generate_password, generate_tls_material, load_tls_material,
-                                  write_private)
+from infra.kafka_security import SecurityConfigError, generate_tls_material, load_tls_material
+from schemas.secrets import generate_password, write_private
 
 DEFAULT_DIR = Path(__file__).resolve().parent / ".secrets"
 TLS_DIR = "tls"

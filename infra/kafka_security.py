@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import secrets
 import ssl
 import subprocess
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any, Iterable
 from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType,
                          ScramMechanism, UserScramCredentialUpsertion)
 
-from schemas.secrets import Secret, read_secret_file
+from schemas.secrets import Secret, generate_password, read_secret_file, write_private
 
 PLAINTEXT = "PLAINTEXT"
 SASL_SSL = "SASL_SSL"
@@ -164,11 +163,6 @@ authorityKeyIdentifier = keyid
 """
 
 
-def generate_password(nbytes: int = 24) -> Secret:
-    """A random password made of URL-safe characters (safe in JAAS lines and `--add-scram`)."""
-    return Secret(secrets.token_urlsafe(nbytes))
-
-
 def _san_entry(host: str) -> str:
     try:
         ipaddress.ip_address(host)
@@ -188,13 +182,6 @@ def _openssl(args: list[str], cwd: Path, timeout: float) -> None:
         raise SecurityConfigError(f"openssl {args[0]} did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
         raise SecurityConfigError(f"openssl {args[0]} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` with mode 0600 (from the start: no moment when others could read it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 def generate_tls_material(directory: Path, hosts: Iterable[str] = LOCAL_TLS_HOSTS, days: int = 30,

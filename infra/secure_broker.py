@@ -21,10 +21,9 @@ from pathlib import Path
 
 from infra.kafka_broker import BrokerError, KafkaBroker, admin_client, ping
 from infra.kafka_security import (ADMIN_ROLE, CAMERA_ROLE, PROCESSOR_ROLE, ROLE_ACLS, SASL_SSL, BrokerSecurity,
-                                  ScramUser, SecurityConfigError, TlsMaterial, generate_password, generate_tls_material,
-                                  kafka_python_kwargs, load_tls_material, provision_roles, sasl_ssl_kwargs,
-                                  write_private)
-from schemas.secrets import SecretError, read_secret, read_secret_file, secret_env
+                                  ScramUser, SecurityConfigError, TlsMaterial, generate_tls_material, kafka_python_kwargs,
+                                  load_tls_material, provision_roles, sasl_ssl_kwargs)
+from schemas.secrets import SecretError, generate_password, read_secret, read_secret_file, secret_env, write_private
 from schemas.settings import Settings, load_settings
 
 SECURITY_DIR = "security"

@@ -6,11 +6,13 @@ Setting both, naming a missing/unreadable file or an empty value is one clear `S
 variable or path, never the value). A `Secret` prints as `Secret(***)`; `.reveal()` is the only way to the
 value, so call it only where a client library needs the password. Even then the value is a `RedactedStr`: a
 real str whose repr is `'***'`, so a library that logs its whole config dict (kafka-python's admin client
-does at DEBUG) prints the mask.
+does at DEBUG) prints the mask. `generate_password` and `write_private` make new ones (random, file mode 0600 from
+the start) for the Kafka roles, the TLS keystore and the embedded store's users.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,3 +101,15 @@ def url_with_password(url: str, password: Secret | None) -> str:
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{parts.username}:{urllib.parse.quote(password.reveal(), safe='')}@{host}"
     return parts._replace(netloc=netloc).geturl()
+
+
+def generate_password(nbytes: int = 24) -> Secret:
+    """A random password made of URL-safe characters (safe in JAAS lines and `--add-scram`)."""
+    return Secret(secrets.token_urlsafe(nbytes))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 (from the start: no moment when others could read it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

@@ -13,7 +13,7 @@ import pytest
 from infra.clickhouse.client import ClickHouseError, NativeClient, connect
 from infra.clickhouse.local_server import ClickHouseServerProcess, ServerUser
 from infra.clickhouse.migrations import apply_migrations
-from infra.kafka_security import generate_password
+from schemas.secrets import generate_password
 from schemas.secrets import Secret
 from schemas.settings import Settings, load_settings
 from schemas.face_frame import FaceFrame

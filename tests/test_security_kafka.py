@@ -21,9 +21,9 @@ from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailed
 from infra.clickhouse.client import connect
 from infra.kafka_broker import BrokerError, KafkaBroker, admin_client, ping
 from infra.kafka_security import (PLAINTEXT, SASL_SSL, BrokerSecurity, ScramUser, SecurityConfigError, client_settings,
-                                  faust_credentials, generate_password, generate_tls_material, kafka_python_kwargs,
+                                  faust_credentials, generate_tls_material, kafka_python_kwargs,
                                   tls_context)
-from schemas.secrets import Secret, SecretError, read_secret, url_with_password
+from schemas.secrets import Secret, SecretError, generate_password, read_secret, url_with_password
 from infra.secure_broker import start_secure_broker
 from infra.stack import up
 from infra.topics import ensure_topics

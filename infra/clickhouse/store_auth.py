@@ -8,10 +8,9 @@ or into a log. The daemon checks them; `connect(settings)` reads the one it need
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-from schemas.secrets import Secret, SecretError, read_secret_file
+from schemas.secrets import Secret, SecretError, generate_password, read_secret_file, write_private
 
 WRITER = "writer"
 ANALYST = "analyst"
@@ -30,9 +29,7 @@ def _create(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(24) + "\n")
+    write_private(tmp, generate_password().reveal() + "\n")
     try:
         os.link(tmp, path)  # fails if another starter created it first: theirs wins
     except FileExistsError:

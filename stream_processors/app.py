@@ -10,7 +10,8 @@
     every second: close the open second of viewers with no frame for `idle_flush_s`
     every 10 seconds: release the states of viewers gone for `state_retention_s`
     every 5 seconds: pipeline health -> pipeline_metrics
-    handover/ (the faust-streaming 0.15 workaround, one seam): offset guard, rewinds, stall watchdogs
+    handover/ (the faust-streaming 0.15 workaround, one seam): offset guards of both consumed topics, rewinds,
+              stall watchdogs
 
 Run: `moviemotion worker` (or `python -m stream_processors.app worker -l info`).
 """
@@ -62,8 +63,9 @@ def build_app(settings: Settings, engine: EmotionEngine) -> faust.App:
     dead_letters = DeadLetters(app.topic(settings.topics.dead_letters, **raw), settings, metrics)
     worker = FacesWorker(settings, engine, person_states, events_topic, dead_letters,
                          ClickHouseSink(lambda: connect(settings), FRAME_SCORES), metrics)
-    worker.handover = install_handover_workaround(app, settings, is_busy=lambda: worker.busy)
     seconds = SecondsStore(ClickHouseSink(lambda: connect(settings), VIEWER_SECONDS), dead_letters, metrics)
+    worker.handover = seconds.handover = install_handover_workaround(app, settings, busy={
+        settings.topics.faces: lambda: worker.busy, settings.topics.emotion_events: lambda: seconds.busy})
 
     def owned_faces() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topics.faces}

@@ -44,7 +44,7 @@ class Handover(Protocol):
     """The worker's view of the partition-handover workaround (stream_processors/handover/)."""
 
     async def admit(self, events: list[Any]) -> list[Any]:
-        """The events to score, in order."""
+        """The events of one batch to process, in order."""
 
     def late_partitions(self, owned: Collection[int]) -> set[int]:
         """Owned `faces` partitions whose viewers' frames are waiting in Kafka (late, not gone)."""
@@ -233,20 +233,28 @@ class FacesWorker:
 
 class SecondsStore:
     """Stores `emotion-events` batches in `viewer_seconds` (once each, ClickHouseSink); bad events go to the dead
-    letters."""
+    letters. Only what the handover seam admits is stored: events after a skipped offset stay unacked until the
+    skipped ones come back."""
 
-    def __init__(self, sink: Sink, dead_letters: DeadLetters, metrics: PipelineMetrics) -> None:
+    def __init__(self, sink: Sink, dead_letters: DeadLetters, metrics: PipelineMetrics,
+                 handover: Handover | None = None) -> None:
         self._sink = sink
         self._dead_letters = dead_letters
         self._metrics = metrics
+        self.handover: Handover = handover or NoHandover()
+        self.busy = False
 
     async def store(self, events: list[Any]) -> None:
-        rows = []
-        for event in events:
-            try:
-                rows.append(viewer_second_row(decode_emotion_event(event.message.value)))
-            except SchemaError as exc:
-                await self._dead_letters.send(event, exc.reason, str(exc))
-        if rows:
-            await asyncio.get_running_loop().run_in_executor(None, self._sink.write, rows)
-            self._metrics.record_events(rows)
+        self.busy = True
+        try:
+            rows = []
+            for event in await self.handover.admit(list(events)):
+                try:
+                    rows.append(viewer_second_row(decode_emotion_event(event.message.value)))
+                except SchemaError as exc:
+                    await self._dead_letters.send(event, exc.reason, str(exc))
+            if rows:
+                await asyncio.get_running_loop().run_in_executor(None, self._sink.write, rows)
+                self._metrics.record_events(rows)
+        finally:
+            self.busy = False

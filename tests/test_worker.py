@@ -16,10 +16,12 @@ from schemas.emotion_event import decode_emotion_event
 from schemas.face_frame import encode_face_frame
 from schemas.settings import load_settings
 from stream_processors.app import build_app
+from stream_processors.handover import HandoverWorkaround
+from stream_processors.handover.rewinder import keep_skips_uncommitted
 from stream_processors.metrics import PipelineMetrics
 from stream_processors.scoring import load_scoring_engine
 from stream_processors.viewers import ViewerActivity
-from stream_processors.worker import DeadLetters, FacesWorker, faces_partition
+from stream_processors.worker import DeadLetters, FacesWorker, SecondsStore, faces_partition
 
 SETTINGS = load_settings(engine_backend="onnxruntime", idle_flush_s=2.0, state_retention_s=60.0)
 
@@ -80,8 +82,8 @@ class Clock:
         return self.now
 
 
-def event(partition: int, offset: int, key: bytes, value: bytes) -> SimpleNamespace:
-    message = Message("faces", partition, offset, time.time(), 0, None, key, value, None)
+def event(partition: int, offset: int, key: bytes, value: bytes, topic: str = "faces") -> SimpleNamespace:
+    message = Message(topic, partition, offset, time.time(), 0, None, key, value, None)
     message.incref()  # the stream's own reference, released by take_events' ack
     return SimpleNamespace(message=message)
 
@@ -189,4 +191,57 @@ def test_after_a_revoke_no_viewer_of_the_revoked_partitions_is_kept(engine):
         worker.on_revoked(revoked)
         kept = worker.activity.open_keys | worker.activity.closed_keys
         assert kept and all(faces_partition(key, SETTINGS.faces_partitions) not in revoked for key in kept)
+    asyncio.run(run())
+
+
+class SeekingConsumer:
+    """Stands in for Faust's consumer where the handover workaround touches it: seeks and gap bookkeeping."""
+
+    def __init__(self) -> None:
+        self.seeks: list[dict] = []
+        self.gaps: list[tuple[str, int, int]] = []
+
+    async def seek_wait(self, offsets) -> None:
+        self.seeks.append({(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
+
+    async def _add_gap(self, tp, offset_from, offset_to) -> None:
+        self.gaps.append((tp.topic, offset_from, offset_to))
+
+
+def test_emotion_events_after_a_skipped_offset_are_held_and_their_partition_rewound(engine):
+    """The handover drop hits `emotion-events` too (a killed-worker run lost 48 viewer-seconds): a batch with a jump
+    stores only what comes before the skip, leaves the rest unacked, and rewinds to the first missing offset."""
+    async def run() -> None:
+        worker, published, _ = make_worker(engine, GatedSink(), Clock(), {})
+        await score_all(worker, viewer_frames(1, 40))  # 8 completed seconds of one viewer
+        values = [value for _, value in published.sent]
+        assert len(values) >= 6
+        topic = SETTINGS.topics.emotion_events
+        consumer = SeekingConsumer()
+        busy = {SETTINGS.topics.faces: lambda: False, topic: lambda: False}
+        handover = HandoverWorkaround(SimpleNamespace(consumer=consumer), busy, lambda t: {0: 10}, SETTINGS.topics.faces)
+        sink = GatedSink()
+        seconds = SecondsStore(sink, DeadLetters(Topic(), SETTINGS, PipelineMetrics()), PipelineMetrics(), handover)
+
+        def batch(offsets) -> list:
+            return [event(0, offset, b"k", values[offset - 10], topic=topic) for offset in offsets]
+
+        skipped = batch([10, 11, 14, 15])  # 12 and 13 were dropped in a handover
+        await seconds.store(skipped)
+        unacked = [e.message.offset for e in skipped if e.message.decref() > 0]  # take_events' ack
+        assert [decode_emotion_event(values[i]).movie_second for i in (0, 1)] == [r["movie_second"] for r in sink.rows]
+        assert unacked == [14, 15], "events past the skipped offsets were acked: a commit would pass the skip"
+        assert consumer.seeks == [{(topic, 0): 12}]
+        await seconds.store(batch([12, 13, 14, 15]))  # the rewind delivers them again, in order
+        assert len(sink.rows) == 6 and len({r["movie_second"] for r in sink.rows}) == 6
+    asyncio.run(run())
+
+
+def test_jumps_on_both_consumed_topics_are_not_counted_as_acked_gaps():
+    async def run() -> None:
+        consumer = SeekingConsumer()
+        keep_skips_uncommitted(consumer, {SETTINGS.topics.faces, SETTINGS.topics.emotion_events})
+        for topic in (SETTINGS.topics.faces, SETTINGS.topics.emotion_events, "compacted-changelog"):
+            await consumer._add_gap(SimpleNamespace(topic=topic, partition=0), 5, 9)
+        assert consumer.gaps == [("compacted-changelog", 5, 9)]
     asyncio.run(run())

@@ -2,18 +2,20 @@
 
 The bug (docs/upstream-faust-handover.md): Faust hands the consumer thread its live, mutable set of active
 partitions; pausing empties it in place, aiokafka's fetcher reads an empty set as "all partitions" and moves
-positions past records that Faust then drops (and commits over). Everything here reaches into Faust internals
-(`consumer._add_gap`, `consumer.highwater`, `consumer.seek_wait`, `assignor.assigned_actives()`,
-`tables.recovery`); the worker sees only the two methods of `Handover` (stream_processors/worker.py):
+positions past records that Faust then drops (and commits over). It can hit every topic an agent consumes, so
+both are fenced: `faces` (a dropped run of frames) and `emotion-events` (a dropped run of viewer-seconds).
+Everything here reaches into Faust internals (`consumer._add_gap`, `consumer.highwater`, `consumer.seek_wait`,
+`assignor.assigned_actives()`, `tables.recovery`); the worker sees only the two methods of `Handover`
+(stream_processors/worker.py):
 
-- `admit(events)`: the `faces` events to score, in order; nothing past a skipped offset (offset_guard.py), the
-  partition rewound to the first missing one (rewinder.py);
+- `admit(events)`: the events of one batch to process, in order; nothing past a skipped offset (offset_guard.py),
+  the partition rewound to the first missing one (rewinder.py);
 - `late_partitions(owned)`: owned `faces` partitions with messages waiting past what was admitted (their viewers'
   frames are late, not gone: the idle flush waits for them).
 
 `install` also registers, on the app, what keeps partitions moving when no message comes to show a skip: a timer
-that repeats undelivered rewinds and rewinds a `faces` partition whose waiting messages stopped arriving, and one
-that seeks a stalled table recovery again (stall_watchdog.py).
+that repeats undelivered rewinds and rewinds a partition whose waiting messages stopped arriving, and one that
+seeks a stalled table recovery again (stall_watchdog.py).
 
 Removal, once Faust gives the consumer thread a snapshot and fetches nothing for an empty active set: delete this
 package and the `install_handover_workaround(...)` line in stream_processors/app.py; the worker then runs with
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Collection
+from typing import Callable, Collection, Mapping
 
 import faust
 from faust.types import TP, EventT
@@ -35,48 +37,69 @@ from stream_processors.handover.offset_guard import OffsetGuard
 from stream_processors.handover.rewinder import Rewinder, admitted_events, keep_skips_uncommitted
 from stream_processors.handover.stall_watchdog import StallWatchdog
 
-FACES_STALL_S = 5.0  # a `faces` partition with messages waiting but none admitted this long is rewound
+STALL_S = 5.0  # a partition with messages waiting but none admitted this long is rewound
+
+
+class Fence:
+    """The offset guard, rewinder and stall watchdog of one consumed topic."""
+
+    def __init__(self, topic: str, is_busy: Callable[[], bool]) -> None:
+        self.topic = topic
+        self.is_busy = is_busy  # the agent processing a batch (or waiting out a store outage) is no stall
+        self.guard = OffsetGuard()
+        self.rewinder = Rewinder(topic)
+        self.stall = StallWatchdog(stall_s=STALL_S)
 
 
 class HandoverWorkaround:
-    """Offset guard, rewinder and stall watchdogs of the `faces` topic and the table recovery; see the docstring."""
+    """Offset guards, rewinders and stall watchdogs of the consumed topics and the table recovery; see the
+    docstring. `busy` maps each fenced topic to its agent's busy flag; `start_offsets(topic)` gives
+    {partition: offset} where the group has to read that topic from."""
 
-    def __init__(self, app: faust.App, settings: Settings, is_busy: Callable[[], bool]) -> None:
+    def __init__(self, app: faust.App, busy: Mapping[str, Callable[[], bool]],
+                 start_offsets: Callable[[str], dict[int, int]], faces_topic: str) -> None:
         self._app = app
-        self._settings = settings
-        self._topic = settings.topics.faces
-        self._is_busy = is_busy  # the agent scoring or finishing a batch is no stall
-        self._guard = OffsetGuard()
-        self._rewinder = Rewinder(self._topic)
-        self._faces_stall = StallWatchdog(stall_s=FACES_STALL_S)
+        self._fences = {topic: Fence(topic, is_busy) for topic, is_busy in busy.items()}
+        self._start_offsets = start_offsets
+        self._faces = self._fences[faces_topic]
         self._recovery_stall = StallWatchdog()
 
+    @property
+    def fenced_topics(self) -> set[str]:
+        return set(self._fences)
+
     async def admit(self, events: list[EventT]) -> list[EventT]:
-        await self._ensure_guard()
-        return await admitted_events(events, self._guard, self._rewinder, self._app.consumer)
+        fence = self._fences.get(events[0].message.topic) if events else None
+        if fence is None:
+            return list(events)
+        await self._ensure_guard(fence)
+        return await admitted_events(events, fence.guard, fence.rewinder, self._app.consumer)
 
     def late_partitions(self, owned: Collection[int]) -> set[int]:
-        if not self._guard.current:
+        if not self._faces.guard.current:
             return set()
-        return set(self._waiting({TP(self._topic, partition) for partition in owned}))
+        return set(self._waiting(self._faces, {TP(self._faces.topic, partition) for partition in owned}))
 
     async def on_assigned(self) -> None:
-        """A new assignment: the guard restarts from where the group has to read (`_ensure_guard`)."""
-        keep_skips_uncommitted(self._app.consumer, self._topic)
-        self._guard.invalidate()
-        self._rewinder.clear()
+        """A new assignment: each guard restarts from where the group has to read (`_ensure_guard`)."""
+        keep_skips_uncommitted(self._app.consumer, self.fenced_topics)
+        for fence in self._fences.values():
+            fence.guard.invalidate()
+            fence.rewinder.clear()
 
-    async def keep_faces_moving(self) -> None:
+    async def keep_partitions_moving(self) -> None:
         """Repeat a rewind that has not delivered the skipped messages, even if no new message arrives; rewind a
-        partition that has messages waiting but admitted none for FACES_STALL_S: its records were dropped after the
-        last one it admitted."""
-        await self._ensure_guard()
+        partition that has messages waiting but admitted none for STALL_S: its records were dropped after the last
+        one it admitted."""
         assigned = self._app.assignor.assigned_actives()
-        await self._rewinder.retry_due(self._app.consumer, self._guard, assigned)
-        waiting = self._waiting(assigned) if not self._is_busy() else {}  # e.g. waiting out a store outage
-        taken = {partition: self._guard.expected(partition) - 1 for partition in waiting}
-        for partition, offset in self._faces_stall.check(waiting, taken, time.monotonic()).items():
-            await self._rewinder.rewind(self._app.consumer, partition, offset, why="waiting messages stopped arriving")
+        for fence in self._fences.values():
+            await self._ensure_guard(fence)
+            await fence.rewinder.retry_due(self._app.consumer, fence.guard, assigned)
+            waiting = self._waiting(fence, assigned) if not fence.is_busy() else {}
+            taken = {partition: fence.guard.expected(partition) - 1 for partition in waiting}
+            for partition, offset in fence.stall.check(waiting, taken, time.monotonic()).items():
+                await fence.rewinder.rewind(self._app.consumer, partition, offset,
+                                            why="waiting messages stopped arriving")
 
     async def unstick_table_recovery(self) -> None:
         """Seek the changelog partitions of a recovery that has stopped receiving records."""
@@ -87,25 +110,21 @@ class HandoverWorkaround:
             self._app.log.warning("table recovery stalled; seeking changelog partitions again: %s", seeks)
             await self._app.consumer.seek_wait(seeks)
 
-    async def _ensure_guard(self) -> None:
-        """After an assignment, start the guard where the group has to read `faces` from (once): its committed
+    async def _ensure_guard(self, fence: Fence) -> None:
+        """After an assignment, start the guard where the group has to read the topic from (once): its committed
         offsets, or the log start where retention deleted past them or nothing was committed (else the guard would
         rewind to deleted offsets forever, or take a message after a skip as the start)."""
-        if not self._guard.current:
-            starts = await asyncio.get_running_loop().run_in_executor(None, self._start_offsets)
-            if not self._guard.current:  # the agent or the timer may have done it meanwhile
-                self._guard.reset(starts)
+        if not fence.guard.current:
+            starts = await asyncio.get_running_loop().run_in_executor(None, self._start_offsets, fence.topic)
+            if not fence.guard.current:  # the agent or the timer may have done it meanwhile
+                fence.guard.reset(starts)
 
-    def _start_offsets(self) -> dict[int, int]:
-        settings = self._settings
-        return read_start_offsets(settings.kafka_bootstrap, settings.processor_group, self._topic,
-                                  security=kafka_python_kwargs(settings))
-
-    def _waiting(self, assigned: Collection[TP]) -> dict[int, int]:
-        """{partition: messages past the guard's expected offset} of the assigned `faces` partitions (those known)."""
+    def _waiting(self, fence: Fence, assigned: Collection[TP]) -> dict[int, int]:
+        """{partition: messages past the guard's expected offset} of the assigned partitions of the fence's topic
+        (those known)."""
         waiting: dict[int, int] = {}
         for tp in assigned:
-            expected = self._guard.expected(tp.partition) if tp.topic == self._topic else None
+            expected = fence.guard.expected(tp.partition) if tp.topic == fence.topic else None
             if expected is not None:
                 try:
                     highwater = self._app.consumer.highwater(tp)
@@ -116,14 +135,20 @@ class HandoverWorkaround:
         return waiting
 
 
-def install_handover_workaround(app: faust.App, settings: Settings, is_busy: Callable[[], bool]) -> HandoverWorkaround:
-    """Create the workaround and register its assignment hook and timers on `app` (before the app starts)."""
-    handover = HandoverWorkaround(app, settings, is_busy)
+def install_handover_workaround(app: faust.App, settings: Settings,
+                                busy: Mapping[str, Callable[[], bool]]) -> HandoverWorkaround:
+    """Create the workaround for the topics of `busy` (topic -> its agent's busy flag) and register its assignment
+    hook and timers on `app` (before the app starts)."""
+    def start_offsets(topic: str) -> dict[int, int]:
+        return read_start_offsets(settings.kafka_bootstrap, settings.processor_group, topic,
+                                  security=kafka_python_kwargs(settings))
+
+    handover = HandoverWorkaround(app, busy, start_offsets, settings.topics.faces)
 
     @app.on_partitions_assigned.connect
-    async def on_faces_assigned(sender, assigned, **kwargs) -> None:
+    async def on_assigned(sender, assigned, **kwargs) -> None:
         await handover.on_assigned()
 
-    app.timer(interval=1.0, name="handover.keep_faces_moving")(handover.keep_faces_moving)
+    app.timer(interval=1.0, name="handover.keep_partitions_moving")(handover.keep_partitions_moving)
     app.timer(interval=2.0, name="handover.unstick_table_recovery")(handover.unstick_table_recovery)
     return handover

@@ -1,9 +1,10 @@
-"""Per-partition offset continuity of the `faces` stream: nothing is scored past a skipped message.
+"""Per-partition offset continuity of a consumed stream (`faces`, `emotion-events`): nothing is processed past a
+skipped message.
 
 faust-streaming 0.15 can skip a run of messages of a partition that changes owner in a rebalance: records
 fetched while the partition was briefly active are dropped when it is paused again, aiokafka's position has
-already moved past them, and Faust commits over the jump (docs/reliability.md). `faces` is neither compacted
-nor transactional, so its offsets are contiguous and a jump is always a skip.
+already moved past them, and Faust commits over the jump (docs/reliability.md). Neither topic is compacted
+nor transactional, so their offsets are contiguous and a jump is always a skip.
 
 `OffsetGuard` knows, per partition, the next offset the agent must see: where the group has to read from at
 assignment (its committed offset, or the log start where retention deleted past it or nothing was committed:

@@ -1,7 +1,8 @@
 """Faust side of the `faces` offset guard (offset_guard.py): hold, rewind, never commit over a skip.
 
 - `keep_skips_uncommitted`: Faust's consumer counts an offset jump as a gap that is "acked" (meant for compacted
-  or transactional topics); for `faces` that would commit past skipped messages, so jumps there are not gaps.
+  or transactional topics); for the fenced topics (neither compacted nor transactional) that would commit past
+  skipped messages, so jumps there are not gaps.
 - `admitted_events`: filters a micro-batch through the guard. Events to score are returned; replayed ones are
   left to the batch's normal ack; held ones get an extra reference so the batch's ack leaves them unacked, and
   their partition is rewound to the first missing offset.
@@ -25,17 +26,18 @@ log = logging.getLogger(__name__)
 REWIND_RETRY_S = 2.0
 
 
-def keep_skips_uncommitted(consumer, topic: str) -> None:
-    """Make the consumer's gap bookkeeping ignore `topic` (idempotent)."""
+def keep_skips_uncommitted(consumer, topics: Collection[str]) -> None:
+    """Make the consumer's gap bookkeeping ignore `topics` (idempotent)."""
+    topics = frozenset(topics)
     add_gap = consumer._add_gap
-    if getattr(add_gap, "keeps_skips_of", None) == topic:
+    if getattr(add_gap, "keeps_skips_of", None) == topics:
         return
 
     async def _add_gap(tp: TP, offset_from: int, offset_to: int) -> None:
-        if tp.topic != topic:
+        if tp.topic not in topics:
             await add_gap(tp, offset_from, offset_to)
 
-    _add_gap.keeps_skips_of = topic
+    _add_gap.keeps_skips_of = topics
     consumer._add_gap = _add_gap
 
 

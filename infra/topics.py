@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from aiokafka.partitioner import DefaultPartitioner
 from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
 from kafka.errors import (CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError,
@@ -39,6 +40,12 @@ PROCESSOR_GROUP = "moviemotion-processor"
 # The worker's per-person state table (stream_processors/app.py); Faust backs it with the compacted topic
 # `<processor group>-person-states-changelog` (key: person key, value: the state as JSON).
 PERSON_STATE_TABLE = "person-states"
+_partitioner = DefaultPartitioner()  # murmur2: the camera producer's, Faust's and the state changelog's
+
+
+def faces_partition(key: bytes, partitions: int) -> int:
+    """The `faces` partition of a person key (the camera producer's murmur2), also its state changelog's."""
+    return _partitioner(key, list(range(partitions)), None)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,6 @@
-"""Valence and arousal from emotion probabilities, via fixed points on the affective circumplex.
-
-Each emotion sits at a (valence, arousal) point in [-1, 1]^2 placed after Russell (1980), "A
-circumplex model of affect"; the result is the probability-weighted mean of the points, so it stays
-in [-1, 1]. Neutral is the origin. See docs/emotion-metrics.md for where each point comes from.
+"""Valence and arousal from emotion probabilities: the probability-weighted mean of fixed (valence, arousal) points
+in [-1, 1]^2 on the affective circumplex, after Russell (1980); neutral is the origin. docs/emotion-metrics.md
+says where each point comes from.
 """
 from __future__ import annotations
 

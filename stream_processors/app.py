@@ -1,17 +1,11 @@
 """The Faust worker's topology: faces -> scores -> per-person state -> emotion events -> ClickHouse.
 
-    faces (raw FaceFrame bytes, key = person key)
-      -> score_faces: micro-batches -> FacesWorker.take (worker.py): admit (handover seam), decode, engine; then,
-                      while the next batch is scored: frame_scores rows (ClickHouse), person_states table
-                      (changelog, co-partitioned with faces), emotion-events (one EmotionEvent per person per movie
-                      second); then the batch's acks
-      bad input -> dead-letters (reason in headers; a `faces` message's bytes are dropped, schemas/dead_letter.py)
-    emotion-events -> store_events: batches -> viewer_seconds (ClickHouse, once each)
-    every second: close the open second of viewers with no frame for `idle_flush_s`
-    every 10 seconds: release the states of viewers gone for `state_retention_s`
-    every 5 seconds: pipeline health -> pipeline_metrics
-    handover/ (the faust-streaming 0.15 workaround, one seam): offset guards of both consumed topics, rewinds,
-              stall watchdogs
+    faces (FaceFrame bytes, key = person key) -> score_faces: micro-batches -> FacesWorker.take (worker.py):
+        frame_scores rows, person_states table (changelog co-partitioned with faces), emotion-events, then acks
+    emotion-events -> store_events: batches -> viewer_seconds (once each)
+    bad input -> dead-letters (reason in headers; a `faces` message's bytes are dropped, schemas/dead_letter.py)
+    timers: close idle viewers' open second (1 s), release finished viewers (10 s), pipeline health (5 s)
+    handover/ (the faust-streaming 0.15 workaround, one seam): offset guards, rewinds, stall watchdogs
 
 Run: `moviemotion worker` (or `python -m stream_processors.app worker -l info`).
 """

@@ -1,15 +1,12 @@
 """A viewer's neutral baseline: their resting expression as a probability vector.
 
-Calibrating: the mean of the resting frames inside a calibration window, [first frame, +calibration_s)
-of movie time or the explicit `calibration_segment`. Resting: no transient expression (happiness,
-surprise, fear: `calibration_transient_emotions`) above `calibration_max_intensity` against the
-population baseline, until `calibration_patience_s` after the first window opened (then every frame
-counts: a face that never rests is that viewer's resting face). A window that
-closes with fewer than `calibration_min_frames` counted frames is replaced by a fresh default-length
-window starting at the next frame. Until ready, `update` returns the population baseline; `reset()`
-starts calibrating again (a long absence: maybe another person in the seat). Ready: the baseline follows the
-viewer slowly (time constant `baseline_tau_s`), and only on resting frames (overall intensity at
-most `baseline_rest_intensity`), so a strong reaction does not move it.
+Calibrating: the mean of the resting frames inside a window, [first frame, +calibration_s) of movie time or the
+explicit `calibration_segment`. Resting: no transient expression (`calibration_transient_emotions`) above
+`calibration_max_intensity` against the population baseline, until `calibration_patience_s` after the first window
+opened (then every frame counts: a face that never rests is that viewer's resting face). A window closing with
+fewer than `calibration_min_frames` frames is replaced by a fresh one. Until ready, `update` returns the population
+baseline; `reset()` calibrates again (a long absence). Ready: the baseline follows the viewer slowly
+(`baseline_tau_s`), only on resting frames (overall intensity <= `baseline_rest_intensity`).
 """
 from __future__ import annotations
 
@@ -92,22 +89,16 @@ class NeutralBaseline:
         self._value = blend(self._value, probs, ema_alpha(dt, self._config.baseline_tau_s))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "window": None if self._window is None else list(self._window),
-            "count": self._count,
-            "sum": self._sum.tolist(),
-            "value": None if self._value is None else self._value.tolist(),
-            "last_t": self._last_t,
-            "first_t": self._first_t,
-        }
+        return {"window": self._window and list(self._window), "count": self._count, "sum": self._sum.tolist(),
+                "value": None if self._value is None else self._value.tolist(), "last_t": self._last_t,
+                "first_t": self._first_t}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: StateConfig) -> "NeutralBaseline":
-        baseline = cls(config)
-        baseline._window = None if data["window"] is None else tuple(data["window"])
-        baseline._count = int(data["count"])
+        baseline, window = cls(config), data["window"]
+        baseline._window, baseline._count = window and tuple(window), int(data["count"])
+        baseline._last_t = data["last_t"]
         baseline._sum = np.asarray(data["sum"], dtype=np.float64)
         baseline._value = None if data["value"] is None else np.asarray(data["value"], dtype=np.float64)
-        baseline._last_t = data["last_t"]
-        baseline._first_t = data.get("first_t", data["window"][0] if data["window"] else None)
+        baseline._first_t = data.get("first_t", window[0] if window else None)  # states stored before it existed
         return baseline

@@ -1,16 +1,8 @@
 """Two-stage micro-batch pipeline: one batch's store-and-publish runs while the agent scores the next batch.
 
-The `faces` agent's work per batch has two halves: score (decode, engine) and finish (store the rows, update the
-viewers' states, publish their seconds, ack). Run one after the other, the engine idles while the store and the
-broker answer. `SecondStage` lets the agent hand a batch's finish over and go on scoring the next one:
-
-- at most one finish runs at a time, and finishes run in batch order (a viewer's state sees its frames in order);
-- `hand_over` first waits for the previous finish, so a failure there surfaces in the agent at the next batch
-  (or at `drain`) and the agent dies on it as before;
-- acks stay with the finish: the agent increfs the batch's events before handing over, the finish acks them after
-  its effects are stored, so offsets are still committed only after the batch is stored.
-
-Pure asyncio; the Faust app supplies the work.
+`SecondStage` runs at most one finish at a time, in batch order (a viewer's state sees its frames in order).
+`hand_over` first waits for the previous finish, so its failure surfaces in the agent at the next batch (or at
+`drain`). Acks stay with the finish, after its effects are stored. Pure asyncio; the worker supplies the work.
 """
 from __future__ import annotations
 

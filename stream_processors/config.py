@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 from schemas.emotions import EMOTIONS, NUM_EMOTIONS
 
-# Resting expression assumed for a viewer whose own baseline is still calibrating, in EMOTIONS
-# order. A typical emotion classifier on neutral faces: mostly neutral, some sadness/contempt.
-# Re-estimate it from the deployed engine's output on the calibration segments of past screenings.
+# Resting expression assumed while a viewer's own baseline calibrates (EMOTIONS order): a typical classifier on
+# neutral faces. Re-estimate it from the deployed engine's output on past screenings' calibration segments.
 POPULATION_BASELINE: tuple[float, ...] = (0.70, 0.05, 0.03, 0.12, 0.04, 0.01, 0.01, 0.04)
 
 
@@ -24,13 +23,11 @@ class StateConfig:
     calibration_s: float = 10.0  # baseline window length, from the person's first visible frame
     calibration_segment: tuple[float, float] | None = None  # explicit [start, end) movie time instead
     calibration_min_frames: int = 20  # frames a window needs, else a new window starts
-    # Calibration skips frames showing a transient expression: intensity against the population baseline above
-    # calibration_max_intensity on one of these (a viewer laughing through the first seconds is not calibrated on
-    # laughter; a resting face that reads sad, angry or contemptuous is a resting face and counts) ...
+    # Calibration skips frames with a transient expression above calibration_max_intensity against the population
+    # baseline (no calibrating on laughter; a resting face that reads sad, angry or contemptuous counts) ...
     calibration_transient_emotions: tuple[str, ...] = ("happiness", "surprise", "fear")
     calibration_max_intensity: float = 0.5
-    # ... until this much movie time has passed since the first window opened: a face that never rests that long
-    # is taken as the viewer's resting face (else a resting face that reads as sad would read as sad forever).
+    # ... until this much movie time after the first window opened: a face that never rests is the resting face.
     calibration_patience_s: float = 30.0
     recalibrate_after_gap_s: float = 30.0  # a viewer absent longer than this is calibrated again (maybe a new person)
     baseline_tau_s: float = 600.0  # time constant of the calibrated baseline's slow adaptation
@@ -60,22 +57,17 @@ class StateConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"StateConfig.{name} must be a finite number > 0, got {value!r}")
-        if self.calibration_min_frames < 1:
-            raise ValueError("StateConfig.calibration_min_frames must be >= 1")
-        if self.max_gap_seconds < 0:
-            raise ValueError("StateConfig.max_gap_seconds must be >= 0")
+        at_least = {"calibration_min_frames": 1, "max_gap_seconds": 0, "jump_confirm_frames": 1,
+                    "reaction_onset_seconds": 1}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"StateConfig.{name} must be >= {low}, got {getattr(self, name)!r}")
         for name in ("baseline_rest_intensity", "calibration_max_intensity", "reaction_margin"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"StateConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("reaction_threshold", "reaction_calibrating_threshold"):
+        for name in ("reaction_threshold", "reaction_calibrating_threshold", "reaction_release"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"StateConfig.{name} must be in (0, 1], got {getattr(self, name)!r}")
-        if not 0 < self.reaction_release <= 1:
-            raise ValueError(f"StateConfig.reaction_release must be in (0, 1], got {self.reaction_release!r}")
-        if self.jump_confirm_frames < 1:
-            raise ValueError("StateConfig.jump_confirm_frames must be >= 1")
-        if self.reaction_onset_seconds < 1:
-            raise ValueError("StateConfig.reaction_onset_seconds must be >= 1")
         if self.calibration_segment is not None:
             start, end = self.calibration_segment
             if not (math.isfinite(start) and math.isfinite(end) and start < end):

@@ -1,7 +1,5 @@
-"""Pipeline health of one worker, sampled into `pipeline_metrics` rows for the Live dashboard.
-
-One row per metric per worker per sample (ts, component, instance, metric, value). The names
-below are the contract the Grafana "Live screening" dashboard and the cookbook read.
+"""Pipeline health of one worker, sampled into `pipeline_metrics` rows (ts, component, instance, metric, value);
+the metric names below are the contract the Grafana "Live screening" dashboard and the cookbook read.
 """
 from __future__ import annotations
 
@@ -20,7 +18,6 @@ DEAD_LETTERS_PER_S = "dead_letters_per_s"  # rejected messages routed to dead-le
 CONSUMER_LAG = "consumer_lag"  # messages of `faces` not yet committed by the group (same for every worker)
 E2E_LATENCY_P50_MS = "e2e_latency_p50_ms"  # capture -> score row stored in ClickHouse, median of the sample
 E2E_LATENCY_P99_MS = "e2e_latency_p99_ms"  # the same, 99th percentile
-METRICS = (FACES_PER_S, EVENTS_PER_S, DEAD_LETTERS_PER_S, CONSUMER_LAG, E2E_LATENCY_P50_MS, E2E_LATENCY_P99_MS)
 
 
 class PipelineMetrics:
@@ -29,7 +26,6 @@ class PipelineMetrics:
     def __init__(self, instance: str | None = None) -> None:
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.frames = 0
-        self.events_out = 0
         self.events_stored = 0
         self.dead_letters = 0
         self._latencies_ms: list[float] = []
@@ -57,7 +53,7 @@ class PipelineMetrics:
             p50, p99 = np.percentile(self._latencies_ms, [50, 99])
             values.update({E2E_LATENCY_P50_MS: float(p50), E2E_LATENCY_P99_MS: float(p99)})
         ts = datetime.now(timezone.utc).replace(microsecond=0)
-        self.frames = self.events_out = self.events_stored = self.dead_letters = 0
+        self.frames = self.events_stored = self.dead_letters = 0
         self._latencies_ms = []
         self._since = now
         return [

@@ -1,14 +1,13 @@
 """One viewer's emotion state: scored face frames in, one summary per movie second out.
 
-`PersonState.update(frame)` smooths the frame, measures it against the viewer's baseline and
-accumulates it into the open second (a viewer absent longer than `recalibrate_after_gap_s` is
-calibrated again); each closed second gets its reaction (stream_processors/reaction.py), judged on the
-mean of the second's own frames against the baseline. It returns
-the summaries that the frame completed: the open second plus a not-visible summary for each second the viewer was missing in between (at most
-`max_gap_seconds`). `flush()` closes the open second. Frames at or before the last accepted frame,
-or inside an already emitted second, are dropped and counted; so is a frame that jumps more than
-`max_jump_s` ahead until `jump_confirm_frames` frames in a row have jumped with it. All state round-trips through
-JSON-safe dicts (`to_dict` / `from_dict`) for the Faust table.
+`PersonState.update(frame)` smooths the frame, measures it against the viewer's baseline and accumulates it into
+the open second (a viewer absent longer than `recalibrate_after_gap_s` is calibrated again); each closed second
+gets its reaction (reaction.py), judged on the mean of its own frames against the baseline. It returns the
+summaries the frame completed: the open second plus a not-visible one per missing second (at most
+`max_gap_seconds`). `flush()` closes the open second. Frames at or before the last accepted frame, or inside an
+already emitted second, are dropped and counted; so is a frame that jumps more than `max_jump_s` ahead until
+`jump_confirm_frames` frames in a row have jumped with it. State round-trips through JSON-safe dicts (`to_dict` /
+`from_dict`) for the Faust table.
 """
 from __future__ import annotations
 
@@ -196,6 +195,7 @@ class PersonState:
         self._last_emitted = acc.second
         intensities = emotion_intensities(acc.smoothed, acc.baseline)
         valence, arousal = valence_arousal(acc.smoothed)
+        probs = acc.probs_sum / acc.frames
         return SecondSummary(
             **self._ids,
             movie_second=acc.second,
@@ -204,10 +204,10 @@ class PersonState:
             visible=True,
             attending=majority_attending(acc.attending_frames, acc.frames),
             baseline_ready=acc.baseline_ready,
-            probs=acc.probs_sum / acc.frames,
+            probs=probs,
             smoothed=acc.smoothed,
             dominant=EMOTIONS[int(np.argmax(acc.smoothed))],
-            reaction=self._reaction.update(emotion_excess(acc.probs_sum / acc.frames, acc.baseline), acc.baseline_ready),
+            reaction=self._reaction.update(emotion_excess(probs, acc.baseline), acc.baseline_ready),
             intensities=intensities,
             intensity=overall_intensity(intensities),
             valence=valence,
@@ -238,19 +238,12 @@ class PersonState:
             self._reaction.reset()
         return summaries
 
+    _PLAIN = ("ids", "last_ts", "last_captured_us", "last_emitted", "dropped", "jumped")
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "smoother": self._smoother.to_dict(),
-            "baseline": self._baseline.to_dict(),
-            "reaction": self._reaction.to_dict(),
-            "open": None if self._open is None else self._open.to_dict(),
-            "ids": self._ids,
-            "last_ts": self._last_ts,
-            "last_captured_us": self._last_captured_us,
-            "last_emitted": self._last_emitted,
-            "dropped": self._dropped,
-            "jumped": self._jumped,
-        }
+        return {"smoother": self._smoother.to_dict(), "baseline": self._baseline.to_dict(),
+                "reaction": self._reaction.to_dict(), "open": None if self._open is None else self._open.to_dict(),
+                **{name: getattr(self, f"_{name}") for name in self._PLAIN}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: StateConfig) -> "PersonState":
@@ -259,10 +252,6 @@ class PersonState:
         state._baseline = NeutralBaseline.from_dict(data["baseline"], config)
         state._reaction = ReactionDetector.from_dict(data.get("reaction"), config)
         state._open = None if data["open"] is None else _OpenSecond.from_dict(data["open"])
-        state._ids = data["ids"]
-        state._last_ts = data["last_ts"]
-        state._last_captured_us = data["last_captured_us"]
-        state._last_emitted = data["last_emitted"]
-        state._dropped = int(data["dropped"])
-        state._jumped = int(data.get("jumped", 0))
+        for name in cls._PLAIN:  # "jumped" is missing from states stored before it existed
+            setattr(state, f"_{name}", data.get(name, 0))
         return state

@@ -1,12 +1,10 @@
 """A viewer's reaction per second: the non-neutral emotion they show above their own neutral baseline.
 
-Judged on each emotion's excess over the baseline (stream_processors/intensity.emotion_excess).
-`leading_emotion` is the pure rule for one second; `ReactionDetector` adds what keeps the label from
-flickering (an onset needs `reaction_onset_seconds` seconds in a row; an ongoing reaction lasts while its
-excess stays at `reaction_release` times the threshold or more) and what a viewer without a calibrated baseline gets:
-against the population baseline, only a transient expression (`calibration_transient_emotions`: happiness, surprise,
-fear) above the stricter `reaction_calibrating_threshold` is a reaction; a sad, angry or contemptuous face may be that
-viewer's resting face until calibration says otherwise. See docs/emotion-metrics.md.
+`leading_emotion` is the pure rule for one second, on each emotion's excess over the baseline (intensity.py);
+`ReactionDetector` keeps the label from flickering (an onset needs `reaction_onset_seconds` in a row; a reaction
+lasts while its excess stays at `reaction_release` x the threshold) and, before calibration, counts only transient
+expressions (happiness, surprise, fear) above `reaction_calibrating_threshold`: a sad, angry or contemptuous face
+may be that viewer's resting face. See docs/emotion-metrics.md.
 """
 from __future__ import annotations
 
@@ -89,7 +87,6 @@ class ReactionDetector:
     def from_dict(cls, data: dict[str, Any] | None, config: StateConfig) -> "ReactionDetector":
         detector = cls(config)
         if data:  # states stored before reactions existed have none: they start with no reaction
-            detector._active = data["active"]
-            detector._candidate = data["candidate"]
+            detector._active, detector._candidate = data["active"], data["candidate"]
             detector._candidate_seconds = int(data["candidate_seconds"])
         return detector

@@ -1,13 +1,12 @@
-"""From raw `faces` messages to scores: decode (rejects become dead letters), batch inference,
-and the conversions to per-frame score rows, `ScoredFrame`s and `EmotionEvent`s.
+"""From raw `faces` messages to scores: decode (rejects become dead letters), batch inference, and the conversions
+to `ScoredFrame`s and `EmotionEvent`s (the ClickHouse rows: infra/clickhouse/rows.py).
 
 Pure functions apart from the engine call; the Faust app wires them to topics and tables.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from schemas.settings import Settings
 from schemas.emotion_event import EmotionEvent, event_id_of
 from schemas.errors import SchemaError
 from schemas.face_frame import FaceFrame, decode_face_frame
-from stream_processors.person_state import ScoredFrame, SecondSummary
+from stream_processors.person_state import ID_FIELDS, ScoredFrame, SecondSummary
 
 
 @dataclass(frozen=True)
@@ -28,17 +27,6 @@ class Rejected:
     index: int  # position in the batch it came from
     reason: str
     error: str
-
-
-@dataclass(frozen=True)
-class ScoredBatch:
-    """A micro-batch after the engine: its scored messages (for keys, partitions and acks), frames and
-    (N, 8) probabilities, in the same order."""
-
-    events: list[Any]
-    frames: list[FaceFrame]
-    probs: np.ndarray
-    model_version: str
 
 
 def decode_batch(values: Sequence[bytes], crop_size: int,
@@ -53,16 +41,14 @@ def decode_batch(values: Sequence[bytes], crop_size: int,
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 raise SchemaError("bad_value", f"expected bytes, got {type(value).__name__}")
             frame = decode_face_frame(bytes(value))
+            if frame.crop.shape != (crop_size, crop_size):
+                raise SchemaError("bad_shape", f"crop is {frame.crop.shape}, the model takes {crop_size}x{crop_size}")
+            if keys is not None and keys[index] != frame.person_key.encode("utf-8"):
+                raise SchemaError("bad_value", f"the message key ({len(keys[index] or b'')} bytes) is not the person key")
         except SchemaError as exc:
             rejected.append(Rejected(index, exc.reason, str(exc)))
-            continue
-        if frame.crop.shape != (crop_size, crop_size):
-            rejected.append(Rejected(index, "bad_shape", f"crop is {frame.crop.shape}, the model takes ({crop_size}, {crop_size})"))
-            continue
-        if keys is not None and keys[index] != frame.person_key.encode("utf-8"):
-            rejected.append(Rejected(index, "bad_value", f"the message key is not the frame's person key ({len(keys[index] or b'')} bytes)"))
-            continue
-        frames.append((index, frame))
+        else:
+            frames.append((index, frame))
     return frames, rejected
 
 
@@ -80,51 +66,11 @@ def score(engine: EmotionEngine, frames: Sequence[FaceFrame]) -> np.ndarray:
     return engine.infer(np.stack([frame.crop for frame in frames]))
 
 
-def _utc(captured_us: int) -> datetime:
-    return datetime.fromtimestamp(captured_us // 1_000_000, tz=timezone.utc)
-
-
-def frame_score_row(frame: FaceFrame, probs: np.ndarray, model_version: str) -> dict[str, Any]:
-    """A `frame_scores` row: ids, times, the 8 raw probabilities and head pose. Never pixels."""
-    row: dict[str, Any] = {
-        "screening_id": frame.screening_id,
-        "theater_id": frame.theater_id,
-        "camera_id": frame.camera_id,
-        "seat_id": frame.seat_id,
-        "person_key": frame.person_key,
-        "track_id": frame.track_id,
-        "frame_id": frame.frame_id,
-        "captured_us": frame.captured_us,
-        "captured_at": _utc(frame.captured_us),
-        "movie_ts": frame.movie_ts,
-        "yaw": _finite_or_zero(frame.yaw_deg),
-        "pitch": _finite_or_zero(frame.pitch_deg),
-        "detection_score": frame.detection_score,
-        "model_version": model_version,
-    }
-    row.update({f"p_{name}": float(p) for name, p in zip(EMOTIONS, probs)})
-    return row
-
-
-def _finite_or_zero(value: float) -> float:
-    return float(value) if np.isfinite(value) else 0.0
-
-
 def scored_frame(frame: FaceFrame, probs: np.ndarray, model_version: str) -> ScoredFrame:
     """The per-person state's input for one frame."""
-    return ScoredFrame(
-        person_key=frame.person_key,
-        movie_ts=frame.movie_ts,
-        captured_us=frame.captured_us,
-        probs=probs / probs.sum(),
-        yaw_deg=frame.yaw_deg,
-        pitch_deg=frame.pitch_deg,
-        screening_id=frame.screening_id,
-        theater_id=frame.theater_id,
-        camera_id=frame.camera_id,
-        seat_id=frame.seat_id,
-        model_version=model_version,
-    )
+    ids = {name: getattr(frame, name) for name in ID_FIELDS if name != "model_version"}
+    return ScoredFrame(movie_ts=frame.movie_ts, captured_us=frame.captured_us, probs=probs / probs.sum(),
+                       yaw_deg=frame.yaw_deg, pitch_deg=frame.pitch_deg, model_version=model_version, **ids)
 
 
 _ZEROS = (0.0,) * NUM_EMOTIONS
@@ -138,11 +84,7 @@ def emotion_event(summary: SecondSummary) -> EmotionEvent:
 
     return EmotionEvent(
         event_id=event_id_of(summary.person_key, summary.movie_second),
-        screening_id=summary.screening_id,
-        theater_id=summary.theater_id,
-        camera_id=summary.camera_id,
-        seat_id=summary.seat_id,
-        person_key=summary.person_key,
+        **{name: getattr(summary, name) for name in ID_FIELDS},
         movie_second=summary.movie_second,
         captured_us=summary.captured_us,
         frames=summary.frames,
@@ -157,33 +99,4 @@ def emotion_event(summary: SecondSummary) -> EmotionEvent:
         valence=float(summary.valence or 0.0),
         arousal=float(summary.arousal or 0.0),
         baseline_state="ready" if summary.baseline_ready else "calibrating",
-        model_version=summary.model_version,
     )
-
-
-def viewer_second_row(event: EmotionEvent) -> dict[str, Any]:
-    """A `viewer_seconds` row for one event."""
-    row: dict[str, Any] = {
-        "event_id": event.event_id,
-        "screening_id": event.screening_id,
-        "theater_id": event.theater_id,
-        "camera_id": event.camera_id,
-        "seat_id": event.seat_id,
-        "person_key": event.person_key,
-        "movie_second": event.movie_second,
-        "captured_us": event.captured_us,
-        "captured_at": _utc(event.captured_us),
-        "frames": event.frames,
-        "visible": int(event.visible),
-        "attending": int(event.attending),
-        "baseline_ready": int(event.baseline_state == "ready"),
-        "dominant": event.dominant,
-        "reaction": event.reaction,
-        "intensity": event.intensity,
-        "valence": event.valence,
-        "arousal": event.arousal,
-        "model_version": event.model_version,
-    }
-    row.update({f"p_{name}": p for name, p in zip(EMOTIONS, event.smoothed)})
-    row.update({f"i_{name}": i for name, i in zip(EMOTIONS, event.intensities)})
-    return row

@@ -1,8 +1,6 @@
-"""Time-aware exponential smoothing of one viewer's emotion probability vector.
-
-`ema_alpha` is the pure math; `EmaSmoother` keeps the state between frames. Correct for
-irregular frame spacing (the blend weight depends on the elapsed time, not the frame count) and
-restarts from the new frame after a gap, so stale state is never blended into a returning face.
+"""Time-aware exponential smoothing of one viewer's emotion probabilities: `ema_alpha` is the pure math,
+`EmaSmoother` the state. The blend weight depends on the elapsed time, not the frame count (irregular frame spacing),
+and a gap restarts it from the new frame, so stale state is never blended into a returning face.
 """
 from __future__ import annotations
 
@@ -52,6 +50,6 @@ class EmaSmoother:
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: StateConfig) -> "EmaSmoother":
         smoother = cls(config)
-        smoother._t = data["t"]
-        smoother._value = None if data["value"] is None else np.asarray(data["value"], dtype=np.float64)
+        smoother._t, value = data["t"], data["value"]
+        smoother._value = None if value is None else np.asarray(value, dtype=np.float64)
         return smoother

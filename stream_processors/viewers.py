@@ -1,17 +1,10 @@
 """When each viewer's last frame was scored: whose open second to close, whose state to release.
 
-`ViewerActivity` keeps, per person key, the wall time of their last scored frame and their `faces` partition:
-
-- `update(key, partition, now)`: a frame of the viewer was scored (or a state with an open second was restored);
-- `idle(now, owned, late)`: viewers whose open second should be closed now: no frame for `idle_flush_s`, on a
-  partition this worker owns and that has no messages waiting (their frames are late, not gone). They are
-  remembered as closed;
-- `expired(now)`: closed viewers with no frame for `retention_s`: their state can be released (tombstoned), the
-  film is over for them. They are forgotten;
-- `closed(key, partition, now)`: a restored state without an open second (it still counts towards retention);
-- `revoke(partitions)`: forget the viewers of partitions this worker no longer owns (their new owner restores them).
-
-Pure: the worker supplies the clock and the partitions, and does the closing and releasing.
+`ViewerActivity` keeps, per person key, the wall time of their last scored frame and their `faces` partition.
+`idle` answers whose open second to close (no frame for `idle_flush_s`, on an owned partition with no messages
+waiting) and remembers them as closed; `expired` answers which closed viewers' states to release (no frame for
+`retention_s`) and forgets them; `revoke` forgets the viewers of partitions no longer owned. Pure: the worker
+supplies the clock and the partitions, and does the closing and releasing.
 """
 from __future__ import annotations
 

@@ -1,43 +1,35 @@
-"""The `faces` worker's logic and state, apart from Faust's wiring (stream_processors/app.py).
+"""The worker's logic and state, apart from Faust's wiring (stream_processors/app.py).
 
-`FacesWorker` takes each micro-batch of `faces` events (`take`): admits it through the handover seam (`Handover`:
-nothing past a skipped offset, see stream_processors/handover/), decodes it (bad messages go to the dead letters),
-scores it with the engine, then hands its finish to a second stage (batch_pipeline.py) and goes on scoring the next
-batch. The finish stores the batch's `frame_scores` rows, updates its viewers' states in the person-state table,
-publishes their completed seconds to `emotion-events`, and only then acks the batch's messages. Timers call
-`close_idle` (publish the open second of viewers whose frames stopped) and `release_expired` (drop the states of
-viewers gone for `state_retention_s`); a rebalance calls `on_revoked` and, after a table recovery, `on_restored`.
+`FacesWorker.take` admits a `faces` micro-batch through the handover seam (`Handover`, stream_processors/handover/),
+decodes it (bad messages are dead-lettered), scores it, and hands its finish to a second stage (batch_pipeline.py)
+while the next batch is scored. The finish stores the `frame_scores` rows, updates the viewers' states, publishes
+their completed seconds to `emotion-events`, then acks the batch. Timers call `close_idle` and `release_expired`;
+a rebalance calls `on_revoked` and, after a table recovery, `on_restored`.
 
-Acks: every message of a batch, dead letters and replays included, gets one extra reference when the batch is
-taken, and the batch's finish acks them all, in offset order, after the batch and every batch before it is stored.
-So the acked offsets of a partition always start at its committed offset. Faust's committable-offset rule
-(faust-streaming issue #606) lets an acked offset right after the committed one commit over it: a dead letter
-acked at once, while the frame before it was still being stored, used to commit past that frame.
-
-`SecondsStore` stores `emotion-events` batches in `viewer_seconds`; `DeadLetters` sends rejects to `dead-letters`.
+Acks: every message of a batch (dead letters, replays) gets an extra reference when taken; the finish acks them in
+offset order once it and every batch before it is stored, so no commit passes an unstored frame (faust-streaming
+#606). `SecondsStore` stores `emotion-events` in `viewer_seconds`; `DeadLetters` sends rejects on.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Collection, MutableMapping, Protocol, Sequence
 
-from aiokafka.partitioner import DefaultPartitioner
-
 from engines.engine import EmotionEngine
+from infra.clickhouse.rows import frame_score_row, viewer_second_row
+from infra.topics import faces_partition
 from schemas.dead_letter import dead_letter
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
+from schemas.face_frame import FaceFrame
 from schemas.settings import Settings
 from stream_processors.batch_pipeline import SecondStage
 from stream_processors.config import StateConfig
 from stream_processors.metrics import PipelineMetrics
 from stream_processors.person_state import PersonState
-from stream_processors.scoring import (ScoredBatch, decode_batch, emotion_event, frame_score_row, score, scored_frame,
-                                       viewer_second_row)
+from stream_processors.scoring import decode_batch, emotion_event, score, scored_frame
 from stream_processors.viewers import ViewerActivity
-
-_partitioner = DefaultPartitioner()  # murmur2, like the camera producer's and the state changelog's partitioner
 
 
 class Handover(Protocol):
@@ -70,11 +62,6 @@ class Sink(Protocol):
     def write(self, rows: Sequence[dict[str, Any]]) -> int: ...
 
 
-def faces_partition(key: bytes, partitions: int) -> int:
-    """The `faces` partition of a person key (the camera producer's murmur2)."""
-    return _partitioner(key, list(range(partitions)), None)
-
-
 class DeadLetters:
     """Sends a rejected message to `dead-letters` with its reason; only `emotion-events` letters keep their payload
     (anything else may hold a crop)."""
@@ -94,14 +81,18 @@ class DeadLetters:
 
 @dataclass(frozen=True)
 class TakenBatch:
-    """A micro-batch after scoring: all its events (acked by the finish, in order) and what was scored of it."""
+    """A micro-batch after scoring: all its events (acked by the finish, in order), the scored ones among them, their
+    frames and (N, 8) probabilities, in the same order."""
 
     events: list[Any]
-    scored: ScoredBatch | None
+    scored: list[Any] = field(default_factory=list)
+    frames: list[FaceFrame] = field(default_factory=list)
+    probs: Any = None
+    model_version: str = ""
 
 
 class FacesWorker:
-    """Scores, stores and publishes `faces` micro-batches and owns the viewers' state; see the module docstring."""
+    """Scores, stores and publishes `faces` micro-batches and owns the viewers' state (module docstring)."""
 
     def __init__(self, settings: Settings, engine: EmotionEngine, states: MutableMapping[bytes, Any], events: Sender,
                  dead_letters: DeadLetters, frame_sink: Sink, metrics: PipelineMetrics,
@@ -150,25 +141,24 @@ class FacesWorker:
         for bad in rejected:
             await self._dead_letters.send(admitted[bad.index], bad.reason, bad.error)
         if not decoded:
-            return TakenBatch(list(events), None)
+            return TakenBatch(list(events))
         frames = [frame for _, frame in decoded]
         probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
-        scored = ScoredBatch([admitted[index] for index, _ in decoded], frames, probs, self._engine.model_version)
-        return TakenBatch(list(events), scored)
+        return TakenBatch(list(events), [admitted[index] for index, _ in decoded], frames, probs,
+                          self._engine.model_version)
 
     async def finish(self, batch: TakenBatch, ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Store a scored batch, update its viewers' states, publish their seconds; then ack all its events."""
-        scored = batch.scored
-        if scored is not None:
-            rows = [frame_score_row(f, p, scored.model_version) for f, p in zip(scored.frames, scored.probs)]
+        if batch.scored:
+            rows = [frame_score_row(f, p, batch.model_version) for f, p in zip(batch.frames, batch.probs)]
             await asyncio.get_running_loop().run_in_executor(None, self._frame_sink.write, rows)
             self._metrics.record_frames(rows)
             states: dict[bytes, tuple[PersonState, list]] = {}
             now = self._clock()
-            for event, frame, frame_probs in zip(scored.events, scored.frames, scored.probs):
+            for event, frame, frame_probs in zip(batch.scored, batch.frames, batch.probs):
                 key = event.message.key
                 state, summaries = states.get(key) or (self.load_state(key), [])
-                summaries.extend(state.update(scored_frame(frame, frame_probs, scored.model_version)))
+                summaries.extend(state.update(scored_frame(frame, frame_probs, batch.model_version)))
                 states[key] = (state, summaries)
                 self.activity.update(key, event.message.partition, now)
             await self._publish(states)
@@ -188,7 +178,6 @@ class FacesWorker:
         await asyncio.gather(*pending)
         for key, (state, _) in states.items():
             self._states[key] = state.to_dict()
-        self._metrics.events_out += len(pending)
 
     async def close_idle(self, owned: Collection[int]) -> None:
         """Publish the open second of viewers whose frames stopped (end of film, left the seat), on the owned `faces`

@@ -17,7 +17,7 @@ from schemas.secrets import generate_password
 from schemas.secrets import Secret
 from schemas.settings import Settings, load_settings
 from schemas.face_frame import FaceFrame
-from stream_processors.scoring import frame_score_row
+from infra.clickhouse.rows import frame_score_row
 from infra.clickhouse.sink import FRAME_SCORES, ClickHouseSink
 from tests.fixtures.clickhouse import require_server_binary
 

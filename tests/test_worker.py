@@ -21,7 +21,8 @@ from stream_processors.handover.rewinder import keep_skips_uncommitted
 from stream_processors.metrics import PipelineMetrics
 from stream_processors.scoring import load_scoring_engine
 from stream_processors.viewers import ViewerActivity
-from stream_processors.worker import DeadLetters, FacesWorker, SecondsStore, faces_partition
+from infra.topics import faces_partition
+from stream_processors.worker import DeadLetters, FacesWorker, SecondsStore
 
 SETTINGS = load_settings(engine_backend="onnxruntime", idle_flush_s=2.0, state_retention_s=60.0)
 

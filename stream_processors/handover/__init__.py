@@ -1,25 +1,13 @@
-"""The one seam for faust-streaming 0.15's partition-handover bug; removing this package is the upgrade path.
-
-The bug (docs/upstream-faust-handover.md): Faust hands the consumer thread its live, mutable set of active
-partitions; pausing empties it in place, aiokafka's fetcher reads an empty set as "all partitions" and moves
-positions past records that Faust then drops (and commits over). It can hit every topic an agent consumes, so
-both are fenced: `faces` (a dropped run of frames) and `emotion-events` (a dropped run of viewer-seconds).
-Everything here reaches into Faust internals (`consumer._add_gap`, `consumer.highwater`, `consumer.seek_wait`,
-`assignor.assigned_actives()`, `tables.recovery`); the worker sees only the two methods of `Handover`
-(stream_processors/worker.py):
-
-- `admit(events)`: the events of one batch to process, in order; nothing past a skipped offset (offset_guard.py),
-  the partition rewound to the first missing one (rewinder.py);
-- `late_partitions(owned)`: owned `faces` partitions with messages waiting past what was admitted (their viewers'
-  frames are late, not gone: the idle flush waits for them).
-
-`install` also registers, on the app, what keeps partitions moving when no message comes to show a skip: a timer
-that repeats undelivered rewinds and rewinds a partition whose waiting messages stopped arriving, and one that
-seeks a stalled table recovery again (stall_watchdog.py).
+"""The one seam for faust-streaming 0.15's partition-handover bug (docs/upstream-faust-handover.md): Faust hands the
+consumer thread its live set of active partitions, pausing empties it, aiokafka reads an empty set as "all
+partitions" and moves positions past records that Faust drops and commits over. Both consumed topics are fenced
+(`faces`, `emotion-events`). The worker sees `Handover` (worker.py): `admit(events)`, nothing past a skipped offset
+(offset_guard.py, rewinder.py); `late_partitions(owned)`, owned `faces` partitions with messages waiting (late
+frames, not gone). Timers repeat undelivered rewinds, rewind partitions whose waiting messages stopped arriving and
+seek a stalled table recovery again (stall_watchdog.py). Everything that reaches into Faust internals is here.
 
 Removal, once Faust gives the consumer thread a snapshot and fetches nothing for an empty active set: delete this
-package and the `install_handover_workaround(...)` line in stream_processors/app.py; the worker then runs with
-`NoHandover`.
+package and the `install_handover_workaround(...)` line in stream_processors/app.py (the worker runs `NoHandover`).
 """
 from __future__ import annotations
 
@@ -41,14 +29,11 @@ STALL_S = 5.0  # a partition with messages waiting but none admitted this long i
 
 
 class Fence:
-    """The offset guard, rewinder and stall watchdog of one consumed topic."""
+    """Offset guard, rewinder and stall watchdog of one topic; `is_busy`: its agent is mid-batch (no stall)."""
 
     def __init__(self, topic: str, is_busy: Callable[[], bool]) -> None:
-        self.topic = topic
-        self.is_busy = is_busy  # the agent processing a batch (or waiting out a store outage) is no stall
-        self.guard = OffsetGuard()
-        self.rewinder = Rewinder(topic)
-        self.stall = StallWatchdog(stall_s=STALL_S)
+        self.topic, self.is_busy = topic, is_busy
+        self.guard, self.rewinder, self.stall = OffsetGuard(), Rewinder(topic), StallWatchdog(stall_s=STALL_S)
 
 
 class HandoverWorkaround:
@@ -64,10 +49,6 @@ class HandoverWorkaround:
         self._faces = self._fences[faces_topic]
         self._recovery_stall = StallWatchdog()
 
-    @property
-    def fenced_topics(self) -> set[str]:
-        return set(self._fences)
-
     async def admit(self, events: list[EventT]) -> list[EventT]:
         fence = self._fences.get(events[0].message.topic) if events else None
         if fence is None:
@@ -82,7 +63,7 @@ class HandoverWorkaround:
 
     async def on_assigned(self) -> None:
         """A new assignment: each guard restarts from where the group has to read (`_ensure_guard`)."""
-        keep_skips_uncommitted(self._app.consumer, self.fenced_topics)
+        keep_skips_uncommitted(self._app.consumer, self._fences)
         for fence in self._fences.values():
             fence.guard.invalidate()
             fence.rewinder.clear()
@@ -111,17 +92,15 @@ class HandoverWorkaround:
             await self._app.consumer.seek_wait(seeks)
 
     async def _ensure_guard(self, fence: Fence) -> None:
-        """After an assignment, start the guard where the group has to read the topic from (once): its committed
-        offsets, or the log start where retention deleted past them or nothing was committed (else the guard would
-        rewind to deleted offsets forever, or take a message after a skip as the start)."""
+        """After an assignment, start the guard (once) where the group has to read: its committed offsets, or the
+        log start where retention deleted past them or nothing was committed."""
         if not fence.guard.current:
             starts = await asyncio.get_running_loop().run_in_executor(None, self._start_offsets, fence.topic)
             if not fence.guard.current:  # the agent or the timer may have done it meanwhile
                 fence.guard.reset(starts)
 
     def _waiting(self, fence: Fence, assigned: Collection[TP]) -> dict[int, int]:
-        """{partition: messages past the guard's expected offset} of the assigned partitions of the fence's topic
-        (those known)."""
+        """{partition: messages past the guard's expected offset} of the fence's assigned partitions."""
         waiting: dict[int, int] = {}
         for tp in assigned:
             expected = fence.guard.expected(tp.partition) if tp.topic == fence.topic else None

@@ -1,22 +1,11 @@
-"""Per-partition offset continuity of a consumed stream (`faces`, `emotion-events`): nothing is processed past a
-skipped message.
+"""Per-partition offset continuity of a consumed topic: nothing is processed past a skipped message.
 
-faust-streaming 0.15 can skip a run of messages of a partition that changes owner in a rebalance: records
-fetched while the partition was briefly active are dropped when it is paused again, aiokafka's position has
-already moved past them, and Faust commits over the jump (docs/reliability.md). Neither topic is compacted
-nor transactional, so their offsets are contiguous and a jump is always a skip.
-
-`OffsetGuard` knows, per partition, the next offset the agent must see: where the group has to read from at
-assignment (its committed offset, or the log start where retention deleted past it or nothing was committed:
-`infra.topics.read_start_offsets`), then one past each message it admitted. `admit` returns what to do with a message:
-
-- `PROCESS`: it is the next one;
-- `REPLAYED`: it was already admitted (a rewind re-reads it): ack it, do not score it twice;
-- `HOLD`: messages are missing before it: leave it unacked, so no commit can pass the missing ones, and
-  rewind the partition to `expected(partition)`; it comes back after them.
-
-A partition without a start offset takes its first message as the start.
-Pure: the Faust app supplies the start offsets, performs the rewind and the acks.
+Neither fenced topic is compacted nor transactional, so a jump in offsets is always a skip (the handover drop,
+docs/reliability.md). `OffsetGuard` knows per partition the next offset the agent must see: where the group has
+to read from at assignment (`infra.topics.read_start_offsets`; a partition without one takes its first message),
+then one past each admitted message. `admit` answers PROCESS (the next one), REPLAYED (already admitted: a
+rewind re-reads it; ack, do not process twice) or HOLD (messages are missing before it: leave it unacked so no
+commit passes them, and rewind to `expected(partition)`). Pure: the Faust app supplies offsets, rewinds and acks.
 """
 from __future__ import annotations
 

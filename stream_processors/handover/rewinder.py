@@ -1,15 +1,11 @@
-"""Faust side of the `faces` offset guard (offset_guard.py): hold, rewind, never commit over a skip.
+"""Faust side of the offset guard (offset_guard.py): hold, rewind, never commit over a skip.
 
-- `keep_skips_uncommitted`: Faust's consumer counts an offset jump as a gap that is "acked" (meant for compacted
-  or transactional topics); for the fenced topics (neither compacted nor transactional) that would commit past
-  skipped messages, so jumps there are not gaps.
-- `admitted_events`: filters a micro-batch through the guard. Events to score are returned; replayed ones are
-  left to the batch's normal ack; held ones get an extra reference so the batch's ack leaves them unacked, and
-  their partition is rewound to the first missing offset.
-- `Rewinder.retry_due`: a rewind can come to nothing (records fetched before the seek still move Faust's read
-  offset past the re-fetched ones, which it then drops), and when the camera has stopped no further message
-  would trigger another; so a timer repeats each rewind every `REWIND_RETRY_S` until the guard has seen the
-  missing offset.
+- `keep_skips_uncommitted`: Faust counts an offset jump as an "acked" gap (meant for compacted or transactional
+  topics); on the fenced topics that would commit past skipped messages, so jumps there are not gaps.
+- `admitted_events`: a batch through the guard: what to process is returned, held events get an extra reference
+  (the batch's ack leaves them unacked) and their partition is rewound to the first missing offset.
+- `Rewinder.retry_due`: a rewind can come to nothing (records fetched before the seek are dropped again), and no
+  later message may come to show it, so a timer repeats it every `REWIND_RETRY_S` until it delivers.
 """
 from __future__ import annotations
 

@@ -1,18 +1,10 @@
 """Watchdog for consumption that stopped although records are waiting: which partitions to seek again, and where.
 
-faust-streaming 0.15 can drop fetched records in a partition handover: the consumer thread fetches them while
-Faust's active set is empty for a moment, moves the position past them, and Faust drops them
-(docs/reliability.md). Two places then wait forever for records that will not come:
-
-- a table recovery ("No event received for active tp ... since recovery start"): the worker scores nothing;
-- a `faces` partition whose whole backlog was in the dropped fetch: no later message arrives to show the offset
-  guard a jump, and that partition's viewers stay unscored.
-
-`StallWatchdog.check` is pure: given, per partition, the records still waiting and the last offset taken, it
-answers which partitions to seek again (from the next offset) once the waiting counts have not moved for
-`stall_s`, and again every `stall_s` while they stay stuck. Seeking again from the next offset is what the
-consumer would do anyway, so a slow but moving partition is never touched. The Faust app supplies the figures
-and performs the seeks.
+When the handover drop (docs/reliability.md) takes a partition's whole backlog, no later message shows the offset
+guard a jump, and a table recovery waits forever for records that will not come. `StallWatchdog.check` is pure:
+given per partition the records still waiting and the last offset taken, it answers which partitions to seek again
+(from the next offset) once the waiting counts have not moved for `stall_s`, and again every `stall_s` while they
+stay stuck. A slow but moving partition is never touched.
 """
 from __future__ import annotations
 

@@ -45,6 +45,9 @@ class Settings:
     clickhouse_password: Secret | None = field(default_factory=lambda: read_secret("MOVIEMOTION_CLICKHOUSE_PASSWORD"))
     # Embedded store: seconds an analyst query may run (its max_execution_time) and may wait for a free session.
     store_analyst_timeout_s: float = field(default_factory=lambda: float(_env("STORE_ANALYST_TIMEOUT_S", "60")))
+    # Embedded store: memory one analyst query may use (its max_memory_usage), so a runaway query cannot take the
+    # machine's memory from the writer and the worker.
+    store_analyst_max_memory_mb: int = field(default_factory=lambda: int(_env("STORE_ANALYST_MAX_MEMORY_MB", "4096")))
     topics: Topics = field(default_factory=Topics)
     # Stream processing: inference micro-batches and the events sink's batches (size, wait).
     processor_group: str = field(default_factory=lambda: _env("PROCESSOR_GROUP", "moviemotion-processor"))

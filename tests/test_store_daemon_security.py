@@ -31,6 +31,7 @@ from tests.data import known_screening as known
 from tests.test_grafana_dashboards import DASHBOARDS, RANGES, VARIABLES
 
 ANALYST_TIMEOUT_S = 4.0  # the test store's max_execution_time for analysts (and their wait for a free session)
+ANALYST_MAX_MEMORY_MB = 256  # the test store's max_memory_usage for one analyst query
 SLOW_SQL = "SELECT sum(sleep(1)) FROM numbers(100000000)"  # one second per block: runs until the time limit stops it
 SECRET_READERS = [  # the analyst's attempts to read the writer's password file; {path} is filled in
     "SELECT * FROM file('{path}', 'LineAsString')",
@@ -117,7 +118,7 @@ class Store:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Iterator[Store]:
     settings = load_settings(state_dir=tmp_path_factory.mktemp("secured-store"), clickhouse_url="",
-                             store_analyst_timeout_s=ANALYST_TIMEOUT_S)
+                             store_analyst_timeout_s=ANALYST_TIMEOUT_S, store_analyst_max_memory_mb=ANALYST_MAX_MEMORY_MB)
     start_store(settings)
     try:
         with connect(settings) as writer:
@@ -321,6 +322,19 @@ def test_analyst_queries_have_a_time_limit(store):
     status, text = store.request("POST", SLOW_SQL, user=ANALYST)
     print(f"\nslow analyst query stopped after {time.monotonic() - started:.1f}s (limit {ANALYST_TIMEOUT_S:g}s): {text.strip()[:80]}")
     assert status == 500 and "TIMEOUT_EXCEEDED" in text, text
+
+
+def test_an_analyst_query_past_its_memory_cap_is_stopped_and_the_store_goes_on(store):
+    """One analyst query may not take the machine's memory from the writer: past `store_analyst_max_memory_mb` it
+    stops with ClickHouse's MEMORY_LIMIT_EXCEEDED (800 MB of array here, cap 256 MiB); the analyst's next query and
+    the writer's inserts work."""
+    status, text = store.request("POST", "SELECT length(groupArray(number)) FROM numbers(100000000)", user=ANALYST)
+    assert status == 500 and "MEMORY_LIMIT_EXCEEDED" in text, (status, text[:300])
+    assert store.request("POST", "SELECT count() FROM numbers(1000)", user=ANALYST) == (200, "1000\n")
+    with connect(store.settings) as writer:
+        writer.insert("viewer_seconds", [{"event_id": "after-cap", "person_key": "after-cap", "screening_id": "cap"}])
+        assert writer.query("SELECT count() FROM viewer_seconds WHERE screening_id = 'cap'")[0][0] == 1
+        writer.execute("ALTER TABLE viewer_seconds DELETE WHERE screening_id = 'cap' SETTINGS mutations_sync = 1")
 
 
 def test_slow_analyst_queries_do_not_hold_up_inserts(store):

@@ -148,7 +148,8 @@ class ChdbExecutor:
     Queries of different sessions run at the same time (chDB serializes only within a session), so a slow
     analyst query never holds up the writer's inserts."""
 
-    def __init__(self, data_dir: Path, analyst_timeout_s: float = 60.0, analyst_sessions: int = ANALYST_SESSIONS) -> None:
+    def __init__(self, data_dir: Path, analyst_timeout_s: float = 60.0, analyst_sessions: int = ANALYST_SESSIONS,
+                 analyst_max_memory_mb: int = 4096) -> None:
         from chdb import session  # heavy import: only the daemon needs it
 
         def writer():
@@ -158,7 +159,8 @@ class ChdbExecutor:
 
         def reader():
             opened = writer()
-            for statement in (f"SET max_execution_time = {analyst_timeout_s:g}", "SET readonly = 1"):
+            for statement in (f"SET max_execution_time = {analyst_timeout_s:g}",
+                              f"SET max_memory_usage = {int(analyst_max_memory_mb) * 1024 * 1024}", "SET readonly = 1"):
                 opened.query(statement, DEFAULT_FORMAT)  # readonly last: after it no setting can change
             return opened
 
@@ -335,13 +337,13 @@ def make_server(executor: ChdbExecutor, passwords: dict[str, Secret], host: str 
     return server
 
 
-def serve(settings: Settings, port: int = 0, analyst_timeout_s: float = 60.0) -> None:
+def serve(settings: Settings, port: int = 0, analyst_timeout_s: float = 60.0, analyst_max_memory_mb: int = 4096) -> None:
     """Open the chDB data dir, make the users' passwords (first start), publish store.json and serve until
     SIGTERM/SIGINT."""
     data_dir = store_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     passwords = ensure_store_passwords(settings.state_dir)
-    executor = ChdbExecutor(data_dir, analyst_timeout_s)
+    executor = ChdbExecutor(data_dir, analyst_timeout_s, analyst_max_memory_mb=analyst_max_memory_mb)
     server = make_server(executor, passwords, port=port)
     host, bound_port = server.server_address[:2]
     info = StoreInfo(url=f"http://{host}:{bound_port}", pid=os.getpid(), port=bound_port, data_dir=str(data_dir), version=executor.version)
@@ -368,10 +370,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
     parser.add_argument("--analyst-timeout", type=float, default=None,
                         help="Seconds an analyst query may run (default: settings' store_analyst_timeout_s).")
+    parser.add_argument("--analyst-max-memory-mb", type=int, default=None,
+                        help="MiB one analyst query may use (default: settings' store_analyst_max_memory_mb).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(state_dir=args.state_dir.resolve() if args.state_dir else None)
-    serve(settings, args.port, args.analyst_timeout or settings.store_analyst_timeout_s)
+    serve(settings, args.port, args.analyst_timeout or settings.store_analyst_timeout_s,
+          args.analyst_max_memory_mb or settings.store_analyst_max_memory_mb)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def _spawn(settings: Settings) -> subprocess.Popen:
     with open(directory / LOG_FILE, "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "infra.clickhouse.embedded_server", "--state-dir", str(settings.state_dir),
-             "--analyst-timeout", f"{settings.store_analyst_timeout_s:g}"],
+             "--analyst-timeout", f"{settings.store_analyst_timeout_s:g}",
+             "--analyst-max-memory-mb", str(settings.store_analyst_max_memory_mb)],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -166,9 +166,9 @@ def parse_batches(text: str) -> tuple[int, ...]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(model_paths, reference_hdf5, batches, threads, rounds, seconds, cache_dir, lanes, lane_batch, as_json, quiet) -> None:
     """Faces/s of the emotion model(s) vs the reference mini-Xception on ONNX Runtime CPU."""
-    from engines.model_meta import DEFAULT_MODEL, ModelError
+    from engines.model_files import DEFAULT_MODEL, INT8_MODEL
+    from engines.model_meta import ModelError
     from engines.reference import DEFAULT_CACHE_DIR, REFERENCE_HDF5
-    from engines.select import INT8_MODEL
 
     try:
         batch_sizes = parse_batches(batches)

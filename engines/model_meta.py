@@ -13,7 +13,6 @@ import numpy as np
 
 from schemas.emotions import EMOTIONS
 
-DEFAULT_MODEL = Path(__file__).parent / "models" / "emotion-ferplus.onnx"
 # `01`: x / 255; `pm1`: x / 127.5 - 1; `raw`: x as float.
 INPUT_SCALES = ("01", "pm1", "raw")
 REQUIRED_KEYS = ("classes", "input_size", "input_scale", "model_version")

@@ -11,7 +11,8 @@ import numpy as np
 import onnxruntime as ort
 
 from engines.engine import EmotionEngine
-from engines.model_meta import DEFAULT_MODEL, ModelError, metadata_from_props, scale_input
+from engines.model_files import DEFAULT_MODEL
+from engines.model_meta import ModelError, metadata_from_props, scale_input
 
 
 def auto_providers() -> list[str]:

@@ -40,9 +40,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from engines.engine import check_batch
 from engines.ferplus import FaceSet, load_splits, majority_labels
-from engines.model_meta import DEFAULT_MODEL, ModelError, ModelMetadata, read_metadata, scale_input, write_metadata
+from engines.model_files import DEFAULT_MODEL, INT8_MODEL
+from engines.model_meta import ModelError, ModelMetadata, read_metadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
-from engines.select import INT8_MODEL
 
 CALIBRATION_SPLIT = "PublicTest"
 CALIBRATION_FACES = 512

@@ -23,10 +23,11 @@ import numpy as np
 
 from engines.degradations import CONDITIONS, Degradation
 from schemas.emotions import EMOTIONS
-from engines.evaluation import EvalFaces, Protocol, ScoredModel, load_eval_faces, protocols, run_models, score
+from engines.eval_core import EvalFaces, Protocol, ScoredModel, load_eval_faces, protocols, run_models, score
 from engines.ferplus import align_all
 from engines.metrics import ClassificationReport, save_confusion_png
-from engines.model_meta import DEFAULT_MODEL, read_metadata
+from engines.model_files import DEFAULT_MODEL
+from engines.model_meta import read_metadata
 from engines.yale_faces import YALE_CLASSES, YALE_DIR, YaleMissing, YaleResult, load_yale, recall_of, score_yale, yale_models
 
 # Which protocol each model is judged on in the table and the confusion PNGs.

@@ -17,14 +17,13 @@ import logging
 from pathlib import Path
 
 from engines.engine import EmotionEngine
-from engines.model_meta import DEFAULT_MODEL
+from engines.model_files import DEFAULT_MODEL, INT8_MODEL
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_PRECISION = "int8"
-INT8_MODEL = DEFAULT_MODEL.with_name(DEFAULT_MODEL.stem + "-int8.onnx")
 _logged_fallbacks: set[str] = set()
 
 

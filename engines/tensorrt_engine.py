@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from engines.engine import EmotionEngine
-from engines.model_meta import DEFAULT_MODEL, ModelError, ModelMetadata, read_metadata, scale_input
+from engines.model_files import DEFAULT_MODEL, INT8_MODEL
+from engines.model_meta import ModelError, ModelMetadata, read_metadata, scale_input
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,6 @@ def qdq_model(model_path: Path, cache_dir: Path) -> Path:
     512 PublicTest faces), read back from it: no data needed on the GPU box. For another float file they are
     calibrated on those faces (the FER+ cache or ../shared must be there)."""
     from engines.quantize import CALIBRATION_FACES, activation_ranges, calibration_faces, quantize_model
-    from engines.select import INT8_MODEL
 
     out = Path(cache_dir) / f"{file_sha256(model_path)[:16]}-qdq-tensorrt.onnx"
     if out.is_file():

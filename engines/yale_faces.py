@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.evaluation import ScoredModel, predict
+from engines.eval_core import ScoredModel, predict
 from engines.ferplus import SHARED_DATA
 from engines.metrics import ClassificationReport, classification_report
 

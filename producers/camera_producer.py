@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from engines.model_meta import DEFAULT_MODEL, read_metadata
+from engines.model_files import DEFAULT_MODEL
+from engines.model_meta import read_metadata
 from engines.face_detector import FaceDetector
 from engines.preprocessing import align_face
 from producers.head_pose import head_pose

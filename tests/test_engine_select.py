@@ -69,8 +69,8 @@ def test_explicit_tensorrt_without_it_is_a_clear_error(shipped_model, monkeypatc
 
 def test_precision_picks_the_shipped_file(monkeypatch):
     """No file named: the precision (default int8) picks the INT8 or the float file on ONNX Runtime."""
-    from engines.model_meta import DEFAULT_MODEL
-    from engines.select import INT8_MODEL, shipped_model
+    from engines.model_files import DEFAULT_MODEL, INT8_MODEL
+    from engines.select import shipped_model
 
     monkeypatch.delenv("MOVIEMOTION_MODEL_PRECISION", raising=False)
     assert (shipped_model("int8"), shipped_model("fp32"), shipped_model("fp16")) == (INT8_MODEL, DEFAULT_MODEL, DEFAULT_MODEL)

@@ -113,9 +113,9 @@ def test_bad_batches_are_refused(tensorrt_engines):
 def test_int8_builds_from_qdq_and_never_from_qoperator(shipped_model, tmp_path):
     """What TensorRT builds from (checked before tensorrt is imported): the float file at fp16/fp32, a Q/DQ copy of
     it at int8, a symmetric Q/DQ file only at int8; the shipped QOperator INT8 file (ONNX Runtime's) is refused."""
+    from engines.model_files import INT8_MODEL
     from engines.model_meta import ModelError
     from engines.quantize import quantize_model
-    from engines.select import INT8_MODEL
     from engines.tensorrt_engine import check_source, default_precision
 
     faces = np.load(REPO / "producers" / "sample" / "faces.npz")["faces"]

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from schemas.emotions import EMOTIONS
-from engines.evaluation import EvalFaces, ScoredModel, main, project, protocols, score
+from engines.eval_core import EvalFaces, ScoredModel, project, protocols, score
+from engines.evaluation import main
 from engines.ferplus import FER2013_LABELS
 from moviemotion.cli import main as moviemotion_main
 

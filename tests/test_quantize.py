@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
+from engines.model_files import INT8_MODEL
 from engines.model_meta import ModelError, read_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 from engines.quantize import (
@@ -23,7 +24,6 @@ from engines.quantize import (
     op_counts,
     quantize_model,
 )
-from engines.select import INT8_MODEL
 from tests.fixtures.engine_faces import FER_CACHE
 
 SPRITE = Path(__file__).resolve().parents[1] / "producers" / "sample" / "faces.npz"

@@ -23,7 +23,8 @@ from torch import nn
 
 from schemas.emotions import EMOTIONS
 from engines.ferplus import load_splits
-from engines.model_meta import DEFAULT_MODEL, ModelMetadata, scale_input, write_metadata
+from engines.model_files import DEFAULT_MODEL
+from engines.model_meta import ModelMetadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 from engines.training.model import EmotionNet
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from engines.model_meta import DEFAULT_MODEL
+from engines.model_files import DEFAULT_MODEL
 from schemas.settings import Settings
 
 MODEL_OPTION = click.option(

@@ -116,7 +116,7 @@ class QueryRefused(Exception):
 class _Lane:
     """One chDB session, used by one query at a time, and reopened after a query fails.
 
-    Workaround for chDB 4.4.0 (not reported upstream as of 2026-12; no chdb-io/chdb issue found): a query that fails
+    Workaround for chDB 4.4.0 (docs/upstream-chdb-session.md, written to be filed upstream): a query that fails
     after producing output (a time limit, `throwIf`, the second statement of `SELECT 1; DROP ...`) leaves that
     output in its session, and the session's next query returns it before its own rows; in a shared pool another
     user's query would get it. Opening a session takes under a millisecond. Removable in one step: drop the

@@ -252,6 +252,6 @@ class PersonState:
         state._baseline = NeutralBaseline.from_dict(data["baseline"], config)
         state._reaction = ReactionDetector.from_dict(data.get("reaction"), config)
         state._open = None if data["open"] is None else _OpenSecond.from_dict(data["open"])
-        for name in cls._PLAIN:  # "jumped" is missing from states stored before it existed
-            setattr(state, f"_{name}", data.get(name, 0))
+        for name in cls._PLAIN:  # only "jumped" may be missing (states stored before it existed); the rest must be
+            setattr(state, f"_{name}", data.get(name, 0) if name == "jumped" else data[name])
         return state

@@ -222,3 +222,14 @@ def test_a_confirmed_jump_is_followed():
     summaries = run(state, script([("neutral", 3)], rng) + later) + state.flush()
     assert [s.movie_second for s in summaries if s.visible] == [0, 1, 2, 1000, 1001, 1002]
     assert state.dropped_frames == 2
+
+
+def test_a_stored_state_missing_a_field_is_refused_but_one_from_before_jump_confirmation_loads():
+    state = PersonState(StateConfig())
+    state.update(ScoredFrame(person_key="p", movie_ts=0.2, captured_us=1, probs=np.full(8, 0.125)))
+    stored = state.to_dict()
+    older = {k: v for k, v in stored.items() if k != "jumped"}
+    assert PersonState.from_dict(older, StateConfig()).to_dict()["jumped"] == 0
+    broken = {k: v for k, v in stored.items() if k != "last_ts"}
+    with pytest.raises(KeyError):
+        PersonState.from_dict(broken, StateConfig())

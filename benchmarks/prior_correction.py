@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.eval_core import load_eval_faces, predict
-from engines.ferplus import load_splits, majority_labels
+from engines.ferplus import majority_labels, training_prior
 from engines.metrics import classification_report
 from engines.model_files import INT8_MODEL
 from engines.reference import DEFAULT_CACHE_DIR
@@ -26,13 +26,6 @@ from engines.yale_faces import load_yale
 from schemas.emotions import EMOTIONS
 
 SADNESS, NEUTRAL = EMOTIONS.index("sadness"), EMOTIONS.index("neutral")
-
-
-def training_prior(cache_dir: Path) -> np.ndarray:
-    """Share of each class among the FER+ training faces (majority rule)."""
-    labels = majority_labels(load_splits(cache_dir, progress=False)["Training"].votes)
-    labels = labels[labels >= 0]
-    return np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)
 
 
 def corrected(probs: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:

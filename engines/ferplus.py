@@ -137,3 +137,10 @@ def load_splits(cache_dir: Path, size: int = 48, progress: bool = True) -> dict[
         split: FaceSet(aligned[usage == split], votes[usage == split], labels[usage == split])
         for split in SPLITS
     }
+
+
+def training_prior(cache_dir: Path) -> np.ndarray:
+    """Share of each class among the FER+ training faces (majority rule)."""
+    labels = majority_labels(load_splits(cache_dir, progress=False)["Training"].votes)
+    labels = labels[labels >= 0]
+    return np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)

@@ -66,11 +66,12 @@ def test_a_few_training_steps_export_a_valid_model(small_cache, tmp_path):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
-def test_a_student_distils_from_a_teacher_checkpoint(small_cache, tmp_path):
-    """--teacher: a smaller student (its own widths, blocks and stem) trains on the teacher's predictions too,
-    and exports with its own architecture."""
+def test_a_student_distils_from_a_teacher_checkpoint_and_a_shipped_model(small_cache, tmp_path):
+    """--teacher with a checkpoint and a shipped .onnx file: a smaller student (its own widths, blocks and stem)
+    trains on the ensemble's predictions too, and exports with its own architecture."""
     import torch
 
+    from engines.model_files import INT8_MODEL
     from engines.training.export import export_checkpoint, load_checkpoint
     from engines.training.model import multiply_adds
     from engines.training.train import distillation_loss, main as train
@@ -78,12 +79,14 @@ def test_a_student_distils_from_a_teacher_checkpoint(small_cache, tmp_path):
     common = ["--cache-dir", str(small_cache), "--batch", "32", "--threads", "1", "--epochs", "1"]
     train(common + ["--run-dir", str(tmp_path / "teacher"), "--widths", "16", "32", "64", "--blocks", "1", "1", "1"])
     student = tmp_path / "student"
+    teachers = [str(tmp_path / "teacher" / "best.pt"), str(INT8_MODEL)]
     train(common + ["--run-dir", str(student), "--widths", "8", "16", "32", "--blocks", "0", "1", "1", "--stem", "8",
-                    "--teacher", str(tmp_path / "teacher" / "best.pt"), "--distill-weight", "0.7", "--temperature", "4"])
+                    "--teacher", *teachers, "--distill-weight", "0.7", "--temperature", "4"])
     record = json.loads((student / "train.log").read_text().splitlines()[-1])
     assert np.isfinite(record["loss"]) and record["loss"] > 0
     net, info = load_checkpoint(student / "best.pt")
-    assert (str(info["args"]["teacher"]), info["args"]["stem"]) == (str(tmp_path / "teacher" / "best.pt"), 8)
+    assert (info["args"]["teacher"], info["args"]["stem"]) == (teachers, 8)
+    assert json.loads((student / "args.json").read_text())["teacher"] == teachers
     assert net.features[0][0].out_channels == 8
     teacher_net, _ = load_checkpoint(tmp_path / "teacher" / "best.pt")
     assert multiply_adds(net) < multiply_adds(teacher_net) / 3
@@ -94,6 +97,60 @@ def test_a_student_distils_from_a_teacher_checkpoint(small_cache, tmp_path):
     logits = torch.tensor([[2.0, 0.5, -1.0, 0, 0, 0, 0, 0]])
     assert distillation_loss(logits, logits, 4.0).item() == pytest.approx(0.0, abs=1e-4)
     assert distillation_loss(logits, logits.flip(1), 4.0).item() > 0
+
+
+def test_an_onnx_teacher_gives_the_shipped_models_log_probabilities_and_an_ensemble_averages_them(public_test_faces):
+    from engines.model_files import DEFAULT_MODEL, INT8_MODEL
+    from engines.training.teachers import OnnxTeacher, TeacherEnsemble, load_teachers
+    from engines.training.train import to_input
+
+    faces = public_test_faces.pixels[:64]
+    x = to_input(faces)
+    float_teacher, int8_teacher = OnnxTeacher(DEFAULT_MODEL), OnnxTeacher(INT8_MODEL)
+    float_probs = OnnxRuntimeEngine(DEFAULT_MODEL).infer(faces)
+    np.testing.assert_allclose(float_teacher(x).exp().numpy(), float_probs, atol=1e-5)
+    both = load_teachers([DEFAULT_MODEL, INT8_MODEL])
+    assert isinstance(both, TeacherEnsemble) and len(both.teachers) == 2
+    np.testing.assert_allclose(both(x).numpy(), (float_teacher(x).numpy() + int8_teacher(x).numpy()) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one teacher"):
+        TeacherEnsemble([])
+
+
+def test_an_onnx_teacher_refuses_a_model_with_another_input(tmp_path):
+    from engines.model_files import DEFAULT_MODEL
+    from engines.model_meta import read_metadata, write_metadata
+    from engines.training.teachers import OnnxTeacher
+
+    other = tmp_path / "other-scale.onnx"
+    other.write_bytes(DEFAULT_MODEL.read_bytes())
+    meta = read_metadata(other)
+    write_metadata(other, type(meta)(meta.classes, meta.input_size, "01", meta.model_version))
+    with pytest.raises(ValueError, match="pm1 scale"):
+        OnnxTeacher(other)
+
+
+def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path):
+    """--prior-tau: the exported file's probabilities are the plain export's times prior^-tau, renormalized."""
+    from engines.ferplus import training_prior
+    from engines.training.export import export_checkpoint, main as export, prior_bias
+    from engines.training.train import main as train
+
+    run = tmp_path / "run"
+    train(["--run-dir", str(run), "--cache-dir", str(small_cache), "--batch", "32", "--threads", "1", "--epochs", "1",
+           "--widths", "8", "16", "32", "--blocks", "1", "1", "1"])
+    plain, corrected = tmp_path / "plain.onnx", tmp_path / "corrected.onnx"
+    export_checkpoint(run / "best.pt", plain, "0.0.3", small_cache)
+    export(["--checkpoint", str(run / "best.pt"), "--out", str(corrected), "--version", "0.0.3-tau",
+            "--cache-dir", str(small_cache), "--prior-tau", "0.2"])
+    faces = np.load(Path(__file__).resolve().parents[1] / "producers" / "sample" / "faces.npz")["faces"]
+    base, shifted = OnnxRuntimeEngine(plain).infer(faces), OnnxRuntimeEngine(corrected).infer(faces)
+    prior = training_prior(small_cache)
+    expected = base * (prior + 1e-6) ** -0.2
+    np.testing.assert_allclose(shifted, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    assert read_metadata(corrected).model_version == "0.0.3-tau"
+    assert not np.allclose(shifted, base, atol=1e-3)
+    with pytest.raises(ValueError, match="tau must be >= 0"):
+        prior_bias(prior, -0.1)
 
 
 def test_multiply_adds_of_the_model_1_architecture():

@@ -1,8 +1,8 @@
 """Train the emotion network on FER2013 pixels with FER+ vote distributions as soft targets.
 
-With --teacher (a run's best.pt), the network is a student: its loss adds the teacher's softened
-predictions on the same augmented batch (knowledge distillation, Hinton et al. 2015), weighted
---distill-weight, at temperature --temperature.
+With --teacher (a run's best.pt, a shipped .onnx file, or several of them: an ensemble), the network is a
+student: its loss adds the teachers' softened predictions on the same augmented batch (knowledge
+distillation, Hinton et al. 2015), weighted --distill-weight, at temperature --temperature.
 
 Reproducible from --seed; validates on PublicTest each epoch (FER+ majority rule) and never
 reads PrivateTest. Checkpoints every epoch into --run-dir and resumes from there when re-run
@@ -25,6 +25,7 @@ from tqdm import tqdm
 from engines.ferplus import load_splits, majority_labels, soft_targets
 from engines.training.augment import AUGMENTATIONS
 from engines.training.model import EmotionNet
+from engines.training.teachers import load_teachers
 
 
 def to_input(pixels: np.ndarray) -> torch.Tensor:
@@ -62,14 +63,13 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return F.kl_div(student, teacher, reduction="batchmean") * temperature**2
 
 
-def load_teacher(path: Path) -> torch.nn.Module:
-    """The EMA weights of a training checkpoint, frozen, channels-last (a teacher for distillation)."""
-    from engines.training.export import load_checkpoint
-
-    net, _ = load_checkpoint(path)
-    for param in net.parameters():
-        param.requires_grad_(False)
-    return net.to(memory_format=torch.channels_last).eval()
+def plain_args(args: argparse.Namespace) -> dict:
+    """The arguments as JSON-ready values (paths, and lists of them, as strings)."""
+    def plain(value):
+        if isinstance(value, Path):
+            return str(value)
+        return [plain(v) for v in value] if isinstance(value, list) else value
+    return {key: plain(value) for key, value in vars(args).items()}
 
 
 def build_model(args: argparse.Namespace) -> EmotionNet:
@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="basic: the 1.x recipe; domain: plus pose, light, blur, noise, JPEG, occlusion")
     p.add_argument("--logit-adjust", type=float, default=0.0, metavar="TAU",
                    help="train on logits + TAU * log(prior) (0: plain soft cross-entropy)")
-    p.add_argument("--teacher", type=Path, default=None, help="distil from this checkpoint (a run's best.pt)")
+    p.add_argument("--teacher", type=Path, nargs="+", default=None,
+                   help="distil from these: training checkpoints (a run's best.pt) and/or .onnx model files; "
+                        "several form an ensemble (mean log-probabilities)")
     p.add_argument("--distill-weight", type=float, default=0.7, help="share of the distillation term in the loss")
     p.add_argument("--temperature", type=float, default=4.0, help="softening of both predictions for distillation")
     p.add_argument("--seed", type=int, default=20261125)
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    (args.run_dir / "args.json").write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, indent=1))
+    (args.run_dir / "args.json").write_text(json.dumps(plain_args(args), indent=1))
 
     splits = load_splits(args.cache_dir)
     targets, usable = soft_targets(splits["Training"].votes)
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     x_val = to_input(splits["PublicTest"].pixels[val_keep])
     y_val = torch.from_numpy(val_labels[val_keep])
 
-    teacher = load_teacher(args.teacher) if args.teacher else None
+    teacher = load_teachers(args.teacher, args.threads) if args.teacher else None
     model = build_model(args).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     for param in ema.parameters():
@@ -169,9 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                 logits = model(xb)
                 loss = soft_cross_entropy(logits + adjust, y_train[idx])
                 if teacher is not None:
-                    with torch.no_grad():
-                        teacher_logits = teacher(xb)
-                    # The teacher's raw logits are balanced (it was trained with the logit adjustment): so are the student's.
+                    teacher_logits = teacher(xb)
                     loss = (1 - args.distill_weight) * loss + args.distill_weight * distillation_loss(logits, teacher_logits, args.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         log.flush()
         if val_acc > best:
             best = val_acc
-            torch.save({"ema": ema.state_dict(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
+            torch.save({"ema": ema.state_dict(), "args": plain_args(args), "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best": best, "finish": finish}, ckpt_path)
     print(f"done: best PublicTest majority accuracy {best:.4f}")
 

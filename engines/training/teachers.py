@@ -1,0 +1,76 @@
+"""Teachers for knowledge distillation: a training checkpoint, a shipped ONNX model file, or several of them.
+
+Each teacher maps an augmented batch (float (N, 1, 48, 48) in the `pm1` scale, as `train.to_input` makes it) to
+log-probabilities over the 8 emotions. Several teachers form an ensemble whose log-probabilities are averaged
+(a geometric mean of their predictions), so a student can learn from a network being trained now and from a
+model that already ships, without its checkpoint.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class CheckpointTeacher:
+    """The EMA weights of a training checkpoint (a run's best.pt), frozen, channels-last."""
+
+    def __init__(self, path: Path) -> None:
+        from engines.training.export import load_checkpoint
+
+        net, _ = load_checkpoint(path)
+        for param in net.parameters():
+            param.requires_grad_(False)
+        self.net = net.to(memory_format=torch.channels_last).eval()
+        self.name = str(path)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.net(x).float(), dim=1)
+
+
+class OnnxTeacher:
+    """A model file (float or INT8) run by ONNX Runtime on the CPU; its metadata must match training's input."""
+
+    def __init__(self, path: Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        from engines.model_meta import read_metadata
+
+        meta = read_metadata(path)
+        if (meta.input_size, meta.input_scale) != (48, "pm1"):
+            raise ValueError(f"{path}: a teacher must take 48 px faces in the pm1 scale, not "
+                             f"{meta.input_size} px in {meta.input_scale}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.name = f"{path} ({meta.model_version})"
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        batch = np.ascontiguousarray(x.detach().float().numpy(), dtype=np.float32)
+        probs = self.session.run(None, {self.input: batch})[0]
+        return torch.from_numpy(probs).clamp_min(1e-8).log()
+
+
+class TeacherEnsemble:
+    """Mean log-probabilities of its teachers: what the student is distilled towards."""
+
+    def __init__(self, teachers: Sequence[CheckpointTeacher | OnnxTeacher]) -> None:
+        if not teachers:
+            raise ValueError("an ensemble needs at least one teacher")
+        self.teachers = list(teachers)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([teacher(x) for teacher in self.teachers]).mean(0)
+
+
+def load_teachers(paths: Sequence[Path], threads: int = 2) -> TeacherEnsemble:
+    """`.onnx` files run on ONNX Runtime; anything else is read as a training checkpoint."""
+    return TeacherEnsemble([OnnxTeacher(p, threads) if Path(p).suffix == ".onnx" else CheckpointTeacher(p)
+                            for p in paths])

@@ -149,6 +149,19 @@ def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path)
     np.testing.assert_allclose(shifted, expected / expected.sum(1, keepdims=True), atol=1e-5)
     assert read_metadata(corrected).model_version == "0.0.3-tau"
     assert not np.allclose(shifted, base, atol=1e-3)
+    # The CLI's `moviemotion engine export --prior-tau` writes the same graph, and refuses a negative tau.
+    from click.testing import CliRunner
+
+    from moviemotion.cli import main as cli
+
+    via_cli = tmp_path / "cli.onnx"
+    common = ["engine", "export", "--checkpoint", str(run / "best.pt"), "--out", str(via_cli), "--version", "0.0.3-cli",
+              "--cache-dir", str(small_cache)]
+    result = CliRunner().invoke(cli, common + ["--prior-tau", "0.2"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(OnnxRuntimeEngine(via_cli).infer(faces), shifted, atol=1e-6)
+    result = CliRunner().invoke(cli, common + ["--prior-tau", "-0.1"])
+    assert result.exit_code == 2 and "--prior-tau" in result.output
     with pytest.raises(ValueError, match="tau must be >= 0"):
         prior_bias(prior, -0.1)
 

@@ -103,7 +103,7 @@ def serve_command(settings: Settings, model_path: Path, host: str, port: int, ba
     show_default=True,
     help="ONNX file to write.",
 )
-@click.option("--version", "version", required=True, help="model_version stored in the file, e.g. 1.0.0.")
+@click.option("--version", "version", required=True, help="model_version stored in the file, e.g. 2.0.0.")
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -111,7 +111,14 @@ def serve_command(settings: Settings, model_path: Path, host: str, port: int, ba
     show_default=True,
     help="FER+ aligned-face cache (faces used to check ONNX Runtime against torch).",
 )
-def export_command(checkpoint: Path, out: Path, version: str, cache_dir: Path) -> None:
+@click.option(
+    "--prior-tau",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Post-hoc prior correction folded into the graph: logits - TAU * log(FER+ training prior).",
+)
+def export_command(checkpoint: Path, out: Path, version: str, cache_dir: Path, prior_tau: float) -> None:
     """Export a training checkpoint to ONNX (softmax output, dynamic batch, metadata) and verify it.
 
     Needs torch (pip install -e '.[train]').
@@ -121,7 +128,7 @@ def export_command(checkpoint: Path, out: Path, version: str, cache_dir: Path) -
     except ModuleNotFoundError as exc:
         raise click.ClickException(f"export needs {exc.name} (pip install -e '.[train]')") from None
     try:
-        click.echo(export_checkpoint(checkpoint, out, version, cache_dir))
+        click.echo(export_checkpoint(checkpoint, out, version, cache_dir, prior_tau))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
 

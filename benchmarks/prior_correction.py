@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.eval_core import load_eval_faces, predict
-from engines.ferplus import majority_labels, training_prior
+from engines.ferplus import majority_labels, prior_bias, training_prior
 from engines.metrics import classification_report
 from engines.model_files import INT8_MODEL
 from engines.reference import DEFAULT_CACHE_DIR
@@ -30,7 +30,7 @@ SADNESS, NEUTRAL = EMOTIONS.index("sadness"), EMOTIONS.index("neutral")
 
 def corrected(probs: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
     """probs * prior^-tau, renormalized: the same as subtracting tau * log(prior) from the logits."""
-    weighted = probs * prior ** -tau
+    weighted = probs * np.exp(prior_bias(prior, tau))
     return weighted / weighted.sum(axis=1, keepdims=True)
 
 

@@ -144,3 +144,11 @@ def training_prior(cache_dir: Path) -> np.ndarray:
     labels = majority_labels(load_splits(cache_dir, progress=False)["Training"].votes)
     labels = labels[labels >= 0]
     return np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)
+
+
+def prior_bias(prior: np.ndarray, tau: float) -> np.ndarray:
+    """-tau * log(prior): added to the logits, the same as multiplying probabilities by prior^-tau (Menon et al.
+    2021, post-hoc logit adjustment)."""
+    if tau < 0:
+        raise ValueError(f"prior correction tau must be >= 0, got {tau}")
+    return -tau * np.log(np.asarray(prior, dtype=np.float64) + 1e-6)

@@ -69,6 +69,11 @@ class OnnxRuntimeEngine(EmotionEngine):
             raise ModelError(f"{path}: output shape {out_shape} does not match (N, {classes})")
         return inputs[0].name, outputs[0].name
 
+    def infer_scaled(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for input already in the model's scale, float32 (N, 1, S, S): augmented training batches,
+        whose values are not uint8 pixels (engines.training.teachers)."""
+        return self._session.run([self._output], {self._input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         n = len(batch)
         x = scale_input(batch, self.metadata.input_scale, out=self._in_buf[:n])

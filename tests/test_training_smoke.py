@@ -131,8 +131,8 @@ def test_an_onnx_teacher_refuses_a_model_with_another_input(tmp_path):
 
 def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path):
     """--prior-tau: the exported file's probabilities are the plain export's times prior^-tau, renormalized."""
-    from engines.ferplus import training_prior
-    from engines.training.export import export_checkpoint, main as export, prior_bias
+    from engines.ferplus import prior_bias, training_prior
+    from engines.training.export import export_checkpoint, main as export
     from engines.training.train import main as train
 
     run = tmp_path / "run"
@@ -148,6 +148,9 @@ def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path)
     expected = base * (prior + 1e-6) ** -0.2
     np.testing.assert_allclose(shifted, expected / expected.sum(1, keepdims=True), atol=1e-5)
     assert read_metadata(corrected).model_version == "0.0.3-tau"
+    # The correction is folded into the final Gemm's bias: no extra operator on the inference path.
+    assert [node.op_type for node in onnx.load(str(corrected)).graph.node][-2:] == ["Gemm", "Softmax"]
+    assert len(onnx.load(str(corrected)).graph.node) == len(onnx.load(str(plain)).graph.node)
     assert not np.allclose(shifted, base, atol=1e-3)
     # The CLI's `moviemotion engine export --prior-tau` writes the same graph, and refuses a negative tau.
     from click.testing import CliRunner

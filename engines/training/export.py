@@ -11,6 +11,7 @@ and the file must stay under the size limit. Needs torch (the `train` extra).
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import tempfile
 import warnings
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from schemas.emotions import EMOTIONS
-from engines.ferplus import load_splits, training_prior
+from engines.ferplus import load_splits, prior_bias, training_prior
 from engines.model_files import DEFAULT_MODEL
 from engines.model_meta import ModelMetadata, scale_input, write_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
@@ -36,28 +37,24 @@ OPSET = 17
 
 
 class WithSoftmax(nn.Module):
-    """The network followed by a softmax over the classes: the exported graph gives probabilities.
+    """The network followed by a softmax over the classes: the exported graph gives probabilities."""
 
-    `logit_bias` (one value per class, default none) is added to the logits first: the post-hoc prior
-    correction, -tau * log(training prior), which lowers the pull of the frequent classes (neutral, happiness).
-    """
-
-    def __init__(self, net: nn.Module, logit_bias: np.ndarray | None = None) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
-        bias = np.zeros(len(EMOTIONS)) if logit_bias is None else np.asarray(logit_bias, dtype=np.float64)
-        self.register_buffer("logit_bias", torch.from_numpy(bias).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x) + self.logit_bias, dim=1)
+        return torch.softmax(self.net(x), dim=1)
 
 
-def prior_bias(prior: np.ndarray, tau: float) -> np.ndarray:
-    """-tau * log(prior): added to the logits, the same as multiplying probabilities by prior^-tau (Menon et al.
-    2021, post-hoc logit adjustment)."""
-    if tau < 0:
-        raise ValueError(f"prior correction tau must be >= 0, got {tau}")
-    return -tau * np.log(np.asarray(prior, dtype=np.float64) + 1e-6)
+def with_logit_bias(net: EmotionNet, logit_bias: np.ndarray) -> EmotionNet:
+    """A copy of `net` whose final linear layer adds `logit_bias` to its bias: a constant logit offset (the
+    post-hoc prior correction) costs no operator in the exported graph."""
+    shifted = copy.deepcopy(net)
+    linear = shifted.head[-1]
+    with torch.no_grad():
+        linear.bias += torch.as_tensor(logit_bias, dtype=linear.bias.dtype)
+    return shifted
 
 
 def load_checkpoint(path: Path) -> tuple[EmotionNet, dict]:
@@ -86,8 +83,8 @@ def load_checkpoint(path: Path) -> tuple[EmotionNet, dict]:
     return net, {k: v for k, v in ckpt.items() if k != "ema"}
 
 
-def export_onnx(net: nn.Module, out: Path, metadata: ModelMetadata, logit_bias: np.ndarray | None = None) -> Path:
-    """Write `net` + softmax (after `logit_bias`) as ONNX with a dynamic batch axis and `metadata`; returns `out`."""
+def export_onnx(net: nn.Module, out: Path, metadata: ModelMetadata) -> Path:
+    """Write `net` + softmax as ONNX with a dynamic batch axis and `metadata`; returns `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     size = metadata.input_size
     example = torch.zeros(2, 1, size, size)
@@ -96,7 +93,7 @@ def export_onnx(net: nn.Module, out: Path, metadata: ModelMetadata, logit_bias: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            WithSoftmax(net, logit_bias).eval(),
+            WithSoftmax(net).eval(),
             (example,),
             str(out),
             input_names=["faces"],
@@ -114,14 +111,13 @@ def export_onnx(net: nn.Module, out: Path, metadata: ModelMetadata, logit_bias: 
     return out
 
 
-def verify_export(net: nn.Module, path: Path, faces: np.ndarray, atol: float = 1e-4,
-                  logit_bias: np.ndarray | None = None) -> float:
+def verify_export(net: nn.Module, path: Path, faces: np.ndarray, atol: float = 1e-4) -> float:
     """Max |ORT - torch| probability difference on `faces` (uint8 (N, S, S)); raises past `atol`."""
     engine = OnnxRuntimeEngine(path, threads=2)
     ort_probs = engine.infer(faces)
     with torch.no_grad():
         x = torch.from_numpy(scale_input(faces, engine.metadata.input_scale))
-        torch_probs = WithSoftmax(net, logit_bias).eval()(x).numpy()
+        torch_probs = WithSoftmax(net).eval()(x).numpy()
     diff = float(np.abs(ort_probs - torch_probs).max())
     if diff > atol:
         raise ValueError(f"{path}: ONNX Runtime differs from torch by {diff:.2e} (> {atol:.0e})")
@@ -138,9 +134,10 @@ def export_checkpoint(checkpoint: Path, out: Path, version: str, cache_dir: Path
     prior, majority rule). Returns a one-line summary."""
     net, info = load_checkpoint(checkpoint)
     metadata = ModelMetadata(EMOTIONS, TRAINED_INPUT_SIZE, TRAINED_SCALE, version)
-    bias = prior_bias(training_prior(cache_dir), prior_tau) if prior_tau else None
-    export_onnx(net, out, metadata, bias)
-    diff = verify_export(net, out, sample_faces(cache_dir), logit_bias=bias)
+    if prior_tau:
+        net = with_logit_bias(net, prior_bias(training_prior(cache_dir), prior_tau))
+    export_onnx(net, out, metadata)
+    diff = verify_export(net, out, sample_faces(cache_dir))
     return (
         f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, version {version}) from epoch "
         f"{info.get('epoch')} (val majority acc {info.get('val_majority_acc', float('nan')):.4f}); "

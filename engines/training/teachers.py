@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,7 +24,6 @@ class CheckpointTeacher:
         for param in net.parameters():
             param.requires_grad_(False)
         self.net = net.to(memory_format=torch.channels_last).eval()
-        self.name = str(path)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,27 +31,19 @@ class CheckpointTeacher:
 
 
 class OnnxTeacher:
-    """A model file (float or INT8) run by ONNX Runtime on the CPU; its metadata must match training's input."""
+    """A model file (float or INT8) on the product's ONNX Runtime engine; it must take training's input."""
 
     def __init__(self, path: Path, threads: int = 2) -> None:
-        import onnxruntime as ort
+        from engines.onnx_engine import OnnxRuntimeEngine
 
-        from engines.model_meta import read_metadata
-
-        meta = read_metadata(path)
+        self.engine = OnnxRuntimeEngine(path, threads=threads, providers=["CPUExecutionProvider"])
+        meta = self.engine.metadata
         if (meta.input_size, meta.input_scale) != (48, "pm1"):
             raise ValueError(f"{path}: a teacher must take 48 px faces in the pm1 scale, not "
                              f"{meta.input_size} px in {meta.input_scale}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-        self.name = f"{path} ({meta.model_version})"
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        batch = np.ascontiguousarray(x.detach().float().numpy(), dtype=np.float32)
-        probs = self.session.run(None, {self.input: batch})[0]
+        probs = self.engine.infer_scaled(x.float().numpy())
         return torch.from_numpy(probs).clamp_min(1e-8).log()
 
 

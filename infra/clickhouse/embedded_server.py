@@ -148,8 +148,8 @@ class ChdbExecutor:
     Queries of different sessions run at the same time (chDB serializes only within a session), so a slow
     analyst query never holds up the writer's inserts."""
 
-    def __init__(self, data_dir: Path, analyst_timeout_s: float = 60.0, analyst_sessions: int = ANALYST_SESSIONS,
-                 analyst_max_memory_mb: int = 4096) -> None:
+    def __init__(self, data_dir: Path, analyst_timeout_s: float, analyst_max_memory_mb: int,
+                 analyst_sessions: int = ANALYST_SESSIONS) -> None:
         from chdb import session  # heavy import: only the daemon needs it
 
         def writer():
@@ -337,13 +337,13 @@ def make_server(executor: ChdbExecutor, passwords: dict[str, Secret], host: str 
     return server
 
 
-def serve(settings: Settings, port: int = 0, analyst_timeout_s: float = 60.0, analyst_max_memory_mb: int = 4096) -> None:
+def serve(settings: Settings, port: int = 0) -> None:
     """Open the chDB data dir, make the users' passwords (first start), publish store.json and serve until
-    SIGTERM/SIGINT."""
+    SIGTERM/SIGINT. An analyst query's limits are the settings' `store_analyst_*`."""
     data_dir = store_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     passwords = ensure_store_passwords(settings.state_dir)
-    executor = ChdbExecutor(data_dir, analyst_timeout_s, analyst_max_memory_mb=analyst_max_memory_mb)
+    executor = ChdbExecutor(data_dir, settings.store_analyst_timeout_s, settings.store_analyst_max_memory_mb)
     server = make_server(executor, passwords, port=port)
     host, bound_port = server.server_address[:2]
     info = StoreInfo(url=f"http://{host}:{bound_port}", pid=os.getpid(), port=bound_port, data_dir=str(data_dir), version=executor.version)
@@ -374,9 +374,10 @@ def main() -> None:
                         help="MiB one analyst query may use (default: settings' store_analyst_max_memory_mb).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(state_dir=args.state_dir.resolve() if args.state_dir else None)
-    serve(settings, args.port, args.analyst_timeout or settings.store_analyst_timeout_s,
-          args.analyst_max_memory_mb or settings.store_analyst_max_memory_mb)
+    settings = load_settings(state_dir=args.state_dir.resolve() if args.state_dir else None,
+                             store_analyst_timeout_s=args.analyst_timeout,
+                             store_analyst_max_memory_mb=args.analyst_max_memory_mb)  # None: the settings' value
+    serve(settings, args.port)
 
 
 if __name__ == "__main__":

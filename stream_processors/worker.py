@@ -17,11 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Collection, MutableMapping, Protocol, Sequence
 
+import numpy as np
+
 from engines.engine import EmotionEngine
 from infra.clickhouse.rows import frame_score_row, viewer_second_row
 from infra.topics import faces_partition
 from schemas.dead_letter import dead_letter
 from schemas.emotion_event import SchemaError, decode_emotion_event, encode_emotion_event
+from schemas.emotions import NUM_EMOTIONS
 from schemas.face_frame import FaceFrame
 from schemas.settings import Settings
 from stream_processors.batch_pipeline import SecondStage
@@ -87,7 +90,7 @@ class TakenBatch:
     events: list[Any]
     scored: list[Any] = field(default_factory=list)
     frames: list[FaceFrame] = field(default_factory=list)
-    probs: Any = None
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_EMOTIONS), dtype=np.float32))
     model_version: str = ""
 
 

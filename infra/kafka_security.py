@@ -6,9 +6,8 @@ options; both build their TLS from `ssl_context(settings)`. PLAINTEXT (the local
 `{"security_protocol": "PLAINTEXT"}` / None.
 
 Broker side (local broker in secure mode, see `KafkaBroker(security=...)`):
-  - `generate_tls_material(dir)`: a throw-away CA and a broker key/certificate for 127.0.0.1/localhost
-    (openssl CLI; keys 0600 in a 0700 dir; for dev and tests only, never commit them); `load_tls_material(dir)`
-    reads it back;
+  - `generate_tls_material(dir)`: a CA and a broker keystore for 127.0.0.1/localhost (infra/tls.py; keys 0600 in
+    a 0700 dir; never commit them); `load_tls_material(dir)` reads it back;
   - `BrokerSecurity`: the server.properties of a SASL_SSL listener (SCRAM) + SASL_SSL controller listener (PLAIN,
     KRaft cannot use SCRAM there), StandardAuthorizer with deny-by-default and the admin as the only super user,
     and the `--add-scram` storage-format argument that creates the admin before the first start;
@@ -19,11 +18,8 @@ Broker side (local broker in secure mode, see `KafkaBroker(security=...)`):
 """
 from __future__ import annotations
 
-import ipaddress
-import os
 import re
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,6 +27,7 @@ from typing import Any, Iterable
 from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType,
                          ScramMechanism, UserScramCredentialUpsertion)
 
+from infra.tls import CA_FILE, TlsError, issue_server_certificate, run_openssl_private
 from schemas.secrets import Secret, generate_password, read_secret_file, write_private
 
 PLAINTEXT = "PLAINTEXT"
@@ -135,83 +132,24 @@ class TlsMaterial:
     keystore_password: Secret
 
 
-CA_FILE, KEYSTORE_FILE, KEYSTORE_PASSWORD_FILE = "ca.pem", "broker.p12", "keystore.pass"
-
-_CA_CONFIG = """[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = v3_ca
-[dn]
-CN = MoviEmotion dev CA
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-"""
-
-_SERVER_CONFIG = """[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = {cn}
-[v3_server]
-basicConstraints = CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth,clientAuth
-subjectAltName = {san}
-authorityKeyIdentifier = keyid
-"""
-
-
-def _san_entry(host: str) -> str:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return f"DNS:{host}"
-    return f"IP:{host}"
-
-
-def _openssl(args: list[str], cwd: Path, timeout: float) -> None:
-    try:
-        done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise SecurityConfigError("`openssl` not found on PATH; it generates the dev TLS material "
-                                  "(Debian: apt-get install openssl)") from None
-    except subprocess.TimeoutExpired:
-        raise SecurityConfigError(f"openssl {args[0]} did not finish within {timeout:.0f}s") from None
-    if done.returncode != 0:
-        raise SecurityConfigError(f"openssl {args[0]} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+KEYSTORE_FILE, KEYSTORE_PASSWORD_FILE, BROKER_CERTIFICATE = "broker.p12", "keystore.pass", "broker"
 
 
 def generate_tls_material(directory: Path, hosts: Iterable[str] = LOCAL_TLS_HOSTS, days: int = 30,
                           timeout: float = 60) -> TlsMaterial:
-    """A new CA + broker certificate for `hosts` under `directory` (0700; keys and password files 0600)."""
+    """A CA (kept if `directory` has one) + a new broker certificate for `hosts`, as a PKCS#12 keystore (0700 dir;
+    keys and password files 0600)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    hosts = tuple(hosts)
-    san = ",".join(_san_entry(host) for host in hosts)
-    (directory / "ca.cnf").write_text(_CA_CONFIG)
-    (directory / "server.cnf").write_text(_SERVER_CONFIG.format(cn=hosts[0], san=san))
-    password = generate_password()
-    write_private(directory / KEYSTORE_PASSWORD_FILE, password.reveal())
-    old_umask = os.umask(0o077)  # openssl creates the key files: private from the start
     try:
-        steps = [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", CA_FILE,
-             "-days", str(days), "-config", "ca.cnf"],
-            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
-             "-config", "server.cnf"],
-            ["x509", "-req", "-in", "broker.csr", "-CA", CA_FILE, "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "broker.pem", "-days", str(days), "-extfile", "server.cnf", "-extensions", "v3_server"],
-            ["pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", CA_FILE,
-             "-name", "broker", "-out", KEYSTORE_FILE, "-passout", f"file:{KEYSTORE_PASSWORD_FILE}"],
-        ]
-        for step in steps:
-            _openssl(step, directory, timeout)
-    finally:
-        os.umask(old_umask)
+        broker = issue_server_certificate(directory, BROKER_CERTIFICATE, hosts, days, timeout)
+        password = generate_password()
+        write_private(directory / KEYSTORE_PASSWORD_FILE, password.reveal())
+        issue_keystore = ["pkcs12", "-export", "-in", broker.certificate_file.name, "-inkey",
+                          broker.private_key_file.name, "-certfile", CA_FILE, "-name", BROKER_CERTIFICATE,
+                          "-out", KEYSTORE_FILE, "-passout", f"file:{KEYSTORE_PASSWORD_FILE}"]
+        run_openssl_private([issue_keystore], directory, timeout)
+    except TlsError as exc:
+        raise SecurityConfigError(str(exc)) from None
     return load_tls_material(directory)
 
 

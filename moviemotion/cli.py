@@ -55,7 +55,8 @@ def configure_logging(verbose: bool, quiet_libraries: bool = True) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None, help="Local state (Kafka data, chDB store, logs). Default: ./.moviemotion or $MOVIEMOTION_STATE_DIR.")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap servers. Default: $MOVIEMOTION_KAFKA_BOOTSTRAP or 127.0.0.1:19092.")
-@click.option("--clickhouse", "clickhouse_url", default=None, help="clickhouse://user:pass@host:9000/db for a real server; default: the embedded chDB store.")
+@click.option("--clickhouse", "clickhouse_url", default=None, help="A real server: clickhouses://user@host:9440/db?ca_certs=CA.pem (TLS) or clickhouse://user@host:9000/db, "
+                   "password from MOVIEMOTION_CLICKHOUSE_PASSWORD_FILE; default: the embedded chDB store.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, libraries' INFO/DEBUG lines included (kept out otherwise).")
 @click.pass_context
 def main(ctx: click.Context, state_dir, bootstrap, clickhouse_url, verbose) -> None:

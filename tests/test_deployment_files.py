@@ -20,9 +20,12 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ElementTree
@@ -37,13 +40,13 @@ from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ACLResourceP
 from kafka.errors import TopicAuthorizationFailedError
 
 from infra import deploy_secrets
-from infra.clickhouse.client import ClickHouseError, NativeClient, connect
+from infra.clickhouse.client import ClickHouseError, ClickHouseUnavailable, NativeClient, connect
 from infra.clickhouse.local_server import ClickHouseServerProcess, ServerUser
 from infra.clickhouse.migrations import apply_migrations
 from infra.kafka_broker import (BROKER_JVM_OPTS, BROKER_MAIN, LOG4J_CONFIG, STORAGE_TOOL, TOOL_JVM_OPTS, admin_client,
                                 classpath, ensure_jars, ping)
 from infra.kafka_security import (ADMIN_ROLE, ROLE_ACLS, BrokerSecurity, ScramUser, TlsMaterial, client_settings,
-                                  kafka_python_kwargs, role_acls)
+                                  generate_tls_material, kafka_python_kwargs, role_acls)
 from infra.ports import free_ports
 from schemas.secrets import Secret, read_secret_file
 from infra.secure_broker import role_password_variable
@@ -346,13 +349,16 @@ def test_one_account_per_role():
         assert worker[key] == init[key], key
     users = clickhouse_users()
     sink_url, admin_url = worker["MOVIEMOTION_CLICKHOUSE_URL"], init["MOVIEMOTION_CLICKHOUSE_URL"]
-    assert sink_url.startswith("clickhouse://sink@") and users["sink"]["profile"] == "default"
-    assert admin_url.startswith(f"clickhouse://{service_env('clickhouse')['CLICKHOUSE_USER']}@")
+    assert urllib.parse.urlsplit(sink_url).username == "sink" and users["sink"]["profile"] == "default"
+    assert urllib.parse.urlsplit(admin_url).username == service_env("clickhouse")["CLICKHOUSE_USER"]
     assert grafana["CLICKHOUSE_ANALYST_USER"] == "analyst" and users["analyst"]["profile"] == "readonly"
     secrets_by_service = {name: set(service_secrets(name)) for name in compose()["services"]}
     for secret in ("kafka_admin_password", "clickhouse_admin_password"):
         holders = {name for name, held in secrets_by_service.items() if secret in held}
         assert holders <= {"init", "kafka", "clickhouse"}, f"{secret} is mounted in {holders}"
+    for secret, owner in (("kafka_keystore", "kafka"), ("clickhouse_private_key", "clickhouse")):
+        holders = {name for name, held in secrets_by_service.items() if secret in held}
+        assert holders == {owner}, f"{secret} (a server's private key) is mounted in {holders}"
 
 
 def test_env_file_and_secrets_are_ignored_and_kept_out_of_the_image():
@@ -469,6 +475,43 @@ def clickhouse_users() -> dict[str, dict[str, str]]:
     return users
 
 
+def clickhouse_tls_config() -> tuple[Path, dict[str, str]]:
+    """The TLS file the clickhouse service mounts into config.d, and its settings (tag: text, nested tags flattened)."""
+    mounted = [(source, target) for source, target in bind_mounts("clickhouse")
+               if target.startswith("/etc/clickhouse-server/config.d/")]
+    assert len(mounted) == 1, f"the clickhouse service mounts {len(mounted)} config.d files, expected its TLS file"
+    source = mounted[0][0]
+    assert source.is_file(), f"{source} is not a file"
+    return source, {element.tag: (element.text or "").strip() for element in ElementTree.parse(source).iter()
+                    if len(element) == 0}
+
+
+def test_clickhouse_clients_speak_tls_and_only_tls_ports_are_published():
+    _, tls = clickhouse_tls_config()
+    native, https = tls["tcp_port_secure"], tls["https_port"]
+    for key in ("certificateFile", "privateKeyFile"):
+        assert secret_name(tls[key]) in service_secrets("clickhouse"), f"{key} {tls[key]} is not a mounted secret"
+    assert deploy_secrets.COMPOSE_SECRETS[secret_name(tls["certificateFile"])].endswith(".pem")
+    published = {interpolate(str(port)).rsplit(":", 1)[1] for port in service("clickhouse")["ports"]}
+    assert published == {native, https}, f"clickhouse publishes {published}: only its TLS ports may leave the host"
+    ca_file = deploy_secrets.COMPOSE_SECRETS["venue_ca"]
+    for name in APP_SERVICES:
+        url = urllib.parse.urlsplit(service_env(name)["MOVIEMOTION_CLICKHOUSE_URL"])
+        assert (url.scheme, url.hostname, str(url.port)) == ("clickhouses", "clickhouse", native), f"{name}: {url}"
+        ca = urllib.parse.parse_qs(url.query)["ca_certs"][0]
+        assert secret_name(ca) in service_secrets(name), f"{name}: ca_certs {ca} is not mounted"
+        assert deploy_secrets.COMPOSE_SECRETS[secret_name(ca)] == ca_file
+    grafana = service_env("grafana")
+    assert grafana["CLICKHOUSE_PORT"] == native
+    assert "CLICKHOUSE_CA_CERT" in wrapper_variables("grafana")
+    assert deploy_secrets.COMPOSE_SECRETS[secret_name(grafana["CLICKHOUSE_CA_CERT_FILE"])] == ca_file
+    datasource = yaml.safe_load((GRAFANA_DIR / "provisioning" / "datasources" / "clickhouse.yaml").read_text())
+    source = datasource["datasources"][0]
+    assert source["jsonData"]["secure"] is True and source["jsonData"]["tlsAuthWithCACert"] is True
+    assert not source["jsonData"].get("tlsSkipVerify")
+    assert source["secureJsonData"]["tlsCACert"] == "${CLICKHOUSE_CA_CERT}"
+
+
 def test_clickhouse_users_read_variables_the_service_sets():
     env, wrapped = service_env("clickhouse"), wrapper_variables("clickhouse")
     for user, entry in clickhouse_users().items():
@@ -499,15 +542,35 @@ def settings_as(monkeypatch, service_name: str, secrets_dir: Path, **replace: st
 
 class WrappedClickHouse(ClickHouseServerProcess):
     """clickhouse-server started through env-from-files.sh with the clickhouse service's environment, with the
-    compose users file in users.d (the admin, the image's CLICKHOUSE_USER, in users.xml)."""
+    compose users file in users.d (the admin, the image's CLICKHOUSE_USER, in users.xml) and the compose TLS file in
+    config.d, its ports and /run/secrets paths mapped to free local ports and the generated secret files."""
 
-    def __init__(self, work_dir: Path, env: dict[str, str], wrapped: list[str], users: tuple[ServerUser, ...]):
+    def __init__(self, work_dir: Path, env: dict[str, str], wrapped: list[str], users: tuple[ServerUser, ...],
+                 secrets_dir: Path):
         super().__init__(work_dir, users=users)
-        self.env, self.wrapped = env, wrapped
+        self.env, self.wrapped, self.secrets_dir = env, wrapped, secrets_dir
+        self.tls_port, self.https_port = free_ports(2)
+
+    def write_tls_config(self) -> Path:
+        source, settings = clickhouse_tls_config()
+        text = source.read_text()
+        ports = {"tcp_port_secure": self.tls_port, "https_port": self.https_port}
+        for tag, port in ports.items():
+            text, count = re.subn(rf"<{tag}>{settings[tag]}</{tag}>", f"<{tag}>{port}</{tag}>", text)
+            assert count == 1, tag
+        for value in settings.values():
+            if secret_name(value):
+                text = text.replace(f">{value}<", f">{container_to_host(value, self.secrets_dir)}<")
+        assert SECRETS_MOUNT not in re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL), "an unmapped secret path"
+        target = self.work_dir / "config.d" / "moviemotion-tls.xml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        return target
 
     def start(self, timeout: float = 60.0) -> "WrappedClickHouse":
         require_server_binary()
         config = self.write_config()
+        self.write_tls_config()
         (self.work_dir / "users.d").mkdir(exist_ok=True)
         shutil.copy(INFRA / "compose" / "clickhouse-users.xml", self.work_dir / "users.d" / "moviemotion-users.xml")
         with open(self.work_dir / "log" / "stdout.log", "ab") as out:
@@ -517,6 +580,14 @@ class WrappedClickHouse(ClickHouseServerProcess):
                                           start_new_session=True)
         self._wait_ready(timeout)
         return self
+
+
+def tls_handshake(port: int, ca_file: Path, server_hostname: str) -> None:
+    """A TLS handshake with 127.0.0.1:port that verifies the certificate against `ca_file` for `server_hostname`."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw:
+        with context.wrap_socket(raw, server_hostname=server_hostname):
+            pass
 
 
 @pytest.mark.clickhouse_server
@@ -529,19 +600,23 @@ def test_compose_clickhouse_users_on_a_real_server(tmp_path, monkeypatch):
     admin_name = ch_env["CLICKHOUSE_USER"]
     admin_password = read_secret_file(env["CLICKHOUSE_PASSWORD_FILE"]).reveal()
     server = WrappedClickHouse(tmp_path / "ch", env, wrapper_variables("clickhouse"),
-                               users=(ServerUser(admin_name, admin_password),))
+                               users=(ServerUser(admin_name, admin_password),), secrets_dir=secrets_dir)
     server.start()
+    native_port = clickhouse_tls_config()[1]["tcp_port_secure"]
+    ca_file = secrets_dir / deploy_secrets.COMPOSE_SECRETS["venue_ca"]
+    # The services' URLs, with the container address and CA path mapped to this machine.
+    mapped = {f"clickhouse:{native_port}": f"127.0.0.1:{server.tls_port}", f"{SECRETS_MOUNT}/venue_ca": str(ca_file)}
     try:
-        with NativeClient(server.url) as admin:  # the image creates CLICKHOUSE_DB; here the admin does
+        with NativeClient(server.url) as admin:  # the image creates CLICKHOUSE_DB; here the admin does (in-container)
             for name in (database, "elsewhere"):
                 admin.execute(f"CREATE DATABASE IF NOT EXISTS {name}")
             admin.execute("CREATE TABLE IF NOT EXISTS elsewhere.notes (x UInt8) ENGINE = Memory")
-        address = f"127.0.0.1:{server.tcp_port}"
-        with connect(settings_as(monkeypatch, "init", secrets_dir, **{"clickhouse:9000": address})) as init:
+        with connect(settings_as(monkeypatch, "init", secrets_dir, **mapped)) as init:
             apply_migrations(init)  # what init's `moviemotion up` does, with init's URL and password file
 
-        sink = settings_as(monkeypatch, "worker", secrets_dir, **{"clickhouse:9000": address})
+        sink = settings_as(monkeypatch, "worker", secrets_dir, **mapped)
         assert sink.clickhouse_password is not None and sink.clickhouse_password.file is not None
+        assert sink.clickhouse_url.startswith("clickhouses://sink@127.0.0.1:")
         screening = f"compose-{uuid.uuid4().hex[:8]}"
         with connect(sink) as client:
             client.insert("frame_scores", score_rows(screening, 3))
@@ -549,9 +624,26 @@ def test_compose_clickhouse_users_on_a_real_server(tmp_path, monkeypatch):
             with pytest.raises(ClickHouseError, match="Access denied to database elsewhere"):
                 client.query("SELECT count() FROM elsewhere.notes")
 
-        grafana = service_env("grafana")  # Grafana's datasource: user, database, password file as provisioned
+        # TLS: the certificate verifies for the name the containers use; plaintext and another CA get nowhere.
+        tls_handshake(server.tls_port, ca_file, "clickhouse")
+        tls_handshake(server.https_port, ca_file, "clickhouse")
+        sink_password = sink.clickhouse_password
+        plaintext = load_settings(clickhouse_url=f"clickhouse://sink@127.0.0.1:{server.tls_port}/{database}",
+                                  clickhouse_password=sink_password)
+        with connect(plaintext, timeout=5) as client, pytest.raises(ClickHouseUnavailable):
+            client.query("SELECT 1")
+        other_ca = generate_tls_material(tmp_path / "other-ca").ca_file
+        stranger = load_settings(clickhouse_url=sink.clickhouse_url.replace(str(ca_file), str(other_ca)),
+                                 clickhouse_password=sink_password)
+        with connect(stranger, timeout=5) as client, pytest.raises(ClickHouseUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            client.query("SELECT 1")
+
+        grafana = service_env("grafana")  # Grafana's datasource: user, database, password file, port, CA as provisioned
+        assert grafana["CLICKHOUSE_PORT"] == native_port
         analyst_password = read_secret_file(container_to_host(grafana["CLICKHOUSE_ANALYST_PASSWORD_FILE"], secrets_dir))
-        analyst_url = f"clickhouse://{grafana['CLICKHOUSE_ANALYST_USER']}@{address}/{grafana['CLICKHOUSE_DATABASE']}"
+        grafana_ca = container_to_host(grafana["CLICKHOUSE_CA_CERT_FILE"], secrets_dir)
+        analyst_url = (f"clickhouses://{grafana['CLICKHOUSE_ANALYST_USER']}@127.0.0.1:{server.tls_port}/"
+                       f"{grafana['CLICKHOUSE_DATABASE']}?ca_certs={grafana_ca}")
         with connect(load_settings(clickhouse_url=analyst_url, clickhouse_password=analyst_password)) as analyst:
             assert analyst.query("SELECT count() FROM frame_scores WHERE screening_id = %(s)s", {"s": screening}) == [(3,)]
             with pytest.raises(ClickHouseError, match="readonly"):
@@ -642,7 +734,7 @@ def compose_kafka(tmp_path_factory) -> Iterator[ComposeKafka]:
                          home, work / "config")
     try:
         admin = ScramUser(ADMIN_ROLE, read_secret_file(run_secrets / "kafka_admin_password"))
-        security = kafka_python_kwargs(client_settings(load_settings(), admin, run_secrets / "kafka_ca"))
+        security = kafka_python_kwargs(client_settings(load_settings(), admin, run_secrets / "venue_ca"))
         deadline = time.monotonic() + 180
         while not ping(kafka.internal, timeout_s=5, security=security):
             assert proc.poll() is None, f"kafka-start.sh exited {proc.returncode}:\n{(logs / 'start.out').read_text()[-3000:]}"
@@ -708,7 +800,7 @@ def test_compose_broker_gets_the_roles_from_init_and_enforces_them(compose_kafka
     # 3. A camera host on the external listener writes faces only; the worker (its compose env) reads them.
     worker = compose_settings(monkeypatch, "worker", compose_kafka)
     camera = client_settings(worker, ScramUser("camera", read_secret_file(compose_kafka.secrets_dir / "kafka_camera_password")),
-                             compose_kafka.secrets_dir / deploy_secrets.COMPOSE_SECRETS["kafka_ca"])
+                             compose_kafka.secrets_dir / deploy_secrets.COMPOSE_SECRETS["venue_ca"])
     producer = open_kafka_producer(compose_kafka.external, timeout_s=15, security=kafka_python_kwargs(camera))
     marker = uuid.uuid4().hex.encode()
     try:

@@ -134,14 +134,20 @@ def test_expand_macros():
         expand_macros("SELECT $__timeGroup(ts, 1m)", LIVE_RANGE, {})
 
 
-def test_datasource_payload_from_provisioning():
-    env = {"CLICKHOUSE_HOST": "ch.local", "CLICKHOUSE_PORT": "9000", "CLICKHOUSE_DATABASE": "default", "CLICKHOUSE_ANALYST_USER": "analyst", "CLICKHOUSE_ANALYST_PASSWORD": "pw"}
+def test_datasource_payload_from_provisioning(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    env = {"CLICKHOUSE_HOST": "ch.local", "CLICKHOUSE_PORT": "9440", "CLICKHOUSE_DATABASE": "default",
+           "CLICKHOUSE_ANALYST_USER": "analyst", "CLICKHOUSE_ANALYST_PASSWORD": "pw", "CLICKHOUSE_CA_CERT_FILE": str(ca)}
     payload = datasource_payload(env=env)
     assert payload["uid"] == DATASOURCE_UID and payload["type"] == "grafana-clickhouse-datasource"
-    assert payload["jsonData"]["port"] == 9000 and payload["jsonData"]["username"] == "analyst"
-    assert payload["secureJsonData"] == {"password": "pw"}
+    assert payload["jsonData"]["port"] == 9440 and payload["jsonData"]["username"] == "analyst"
+    assert payload["jsonData"]["secure"] is True and payload["jsonData"]["tlsAuthWithCACert"] is True
+    assert payload["secureJsonData"] == {"password": "pw", "tlsCACert": ca.read_text().rstrip("\n")}
     with pytest.raises(KeyError, match="CLICKHOUSE_ANALYST_PASSWORD"):
         datasource_payload(env={k: v for k, v in env.items() if k != "CLICKHOUSE_ANALYST_PASSWORD"})
+    with pytest.raises(KeyError, match="CLICKHOUSE_CA_CERT"):
+        datasource_payload(env={k: v for k, v in env.items() if k != "CLICKHOUSE_CA_CERT_FILE"})
 
 
 def _grafana_reachable(url: str) -> bool:

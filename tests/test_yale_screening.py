@@ -7,7 +7,6 @@ import copy
 import csv
 import hashlib
 import json
-import math
 from collections import Counter, defaultdict
 
 import cv2

@@ -50,7 +50,7 @@ security.protocol=SASL_SSL
 sasl.mechanism=${MECHANISM}
 sasl.jaas.config=${SCRAM_MODULE} required username="${ADMIN}" password="${ADMIN_PASSWORD}";
 ssl.truststore.type=PEM
-ssl.truststore.location=${SECRETS}/kafka_ca
+ssl.truststore.location=${SECRETS}/venue_ca
 PROPS
 
 LOG_DIR=$(sed -n 's/^log\.dirs=//p' "$CONFIG")

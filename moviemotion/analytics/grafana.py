@@ -72,17 +72,30 @@ def load_datasource(path: Path = DATASOURCE_FILE) -> dict:
     return sources[0]
 
 
+def _env_value(name: str, env: Mapping[str, str]) -> str | None:
+    """$NAME, else the contents of the file $NAME_FILE names (trailing newlines dropped), as
+    infra/compose/env-from-files.sh gives Grafana its secrets and the venue CA; None when neither is set."""
+    if name in env:
+        return env[name]
+    if env.get(name + "_FILE"):
+        return Path(env[name + "_FILE"]).read_text().rstrip("\n")
+    return None
+
+
 def expand_env(value: Any, env: Mapping[str, str]) -> Any:
-    """Grafana-style ${VAR} substitution through a provisioning structure; KeyError names a missing variable."""
+    """Grafana-style ${VAR} substitution through a provisioning structure (VAR or VAR_FILE); KeyError names a
+    missing variable."""
     if isinstance(value, dict):
         return {key: expand_env(item, env) for key, item in value.items()}
     if isinstance(value, list):
         return [expand_env(item, env) for item in value]
     if isinstance(value, str):
-        missing = [name for name in _ENV.findall(value) if name not in env]
+        values = {name: _env_value(name, env) for name in _ENV.findall(value)}
+        missing = [name for name, found in values.items() if found is None]
         if missing:
-            raise KeyError(f"environment variable(s) {', '.join(missing)} not set (used by the Grafana datasource)")
-        return _ENV.sub(lambda m: env[m.group(1)], value)
+            raise KeyError(f"environment variable(s) {', '.join(missing)} not set (used by the Grafana datasource; "
+                           f"or give NAME_FILE)")
+        return _ENV.sub(lambda m: values[m.group(1)], value)
     return value
 
 

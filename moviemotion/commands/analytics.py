@@ -162,8 +162,9 @@ def grafana_validate_cmd():
 @click.option("--token", envvar="GRAFANA_TOKEN", required=True, help="Service account token (default: $GRAFANA_TOKEN).")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per HTTP request.")
 def grafana_push_cmd(url, token, timeout):
-    """Create/update the ClickHouse datasource (values from $CLICKHOUSE_HOST, $CLICKHOUSE_PORT, $CLICKHOUSE_DATABASE,
-    $CLICKHOUSE_ANALYST_USER, $CLICKHOUSE_ANALYST_PASSWORD) and both dashboards."""
+    """Create/update the ClickHouse datasource (values from $CLICKHOUSE_HOST, $CLICKHOUSE_PORT (9440, TLS),
+    $CLICKHOUSE_DATABASE, $CLICKHOUSE_ANALYST_USER, $CLICKHOUSE_ANALYST_PASSWORD, $CLICKHOUSE_CA_CERT; each may be
+    given as NAME_FILE, e.g. CLICKHOUSE_CA_CERT_FILE=infra/.secrets/tls/ca.pem) and both dashboards."""
     from grafana_client.client import GrafanaException
 
     try:

@@ -62,10 +62,19 @@ class LoadSpec:
 class LoadStats:
     """What a run published and how well it kept the asked rate."""
 
-    published: int = 0
+    sent: int = 0  # handed to the producer
+    delivery_errors: int = 0  # of those, never acknowledged by the broker (the producer gave up on them)
     bytes: int = 0
     elapsed_s: float = 0.0
     behind_s: float = 0.0  # how far the last tick ran behind its schedule
+
+    @property
+    def published(self) -> int:
+        """Faces the broker acknowledged (once the producer is flushed: sent minus delivery errors)."""
+        return self.sent - self.delivery_errors
+
+    def delivery_failed(self, _exc: BaseException) -> None:
+        self.delivery_errors += 1
 
     @property
     def rate(self) -> float:
@@ -130,11 +139,11 @@ def publish_load(producer: KafkaProducer, topic: str, spec: LoadSpec, duration_s
                 break
             messages = encoded_tick(spec, crops, tick)
             for key, value in messages:
-                producer.send(topic, key=key, value=value)
+                producer.send(topic, key=key, value=value).add_errback(stats.delivery_failed)
                 stats.bytes += len(key) + len(value)
-            stats.published += len(messages)
+            stats.sent += len(messages)
             bar.update(len(messages))
-            if faces is not None and stats.published >= faces:
+            if faces is not None and stats.sent >= faces:
                 break
             if not paced and duration_s is not None and time.monotonic() - began >= duration_s:
                 break

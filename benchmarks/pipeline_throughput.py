@@ -136,15 +136,15 @@ def measure_capacity(settings: Settings, faces: int, memory: WorkerMemory | None
     spec = LoadSpec(f"capacity-{uuid.uuid4().hex[:8]}", faces_per_s=BACKLOG_CAMERAS * 6 * 5.0, cameras=BACKLOG_CAMERAS)
     producer = open_kafka_producer(settings.kafka_bootstrap)
     try:
-        publish_load(producer, settings.topics.faces, spec, faces=faces, paced=False)
+        published = publish_load(producer, settings.topics.faces, spec, faces=faces, paced=False).published
     finally:
         producer.close(timeout=30)
     with connect(settings) as client:
         began, already = time.monotonic(), stored(client, spec.screening_id)
-        if already >= faces:
-            raise RuntimeError(f"the worker stored all {faces} faces while they were published: use a larger --faces")
-        ended = wait_stored(client, spec.screening_id, faces, timeout_s, memory)
-    return Capacity(faces - already, max(ended - began, 1e-3))
+        if already >= published:
+            raise RuntimeError(f"the worker stored all {published} faces while they were published: use a larger --faces")
+        ended = wait_stored(client, spec.screening_id, published, timeout_s, memory)
+    return Capacity(published - already, max(ended - began, 1e-3))
 
 
 def paced_load(settings: Settings, rate: float, duration_s: float, cameras: int = BACKLOG_CAMERAS) -> tuple[LoadSpec, LoadStats, threading.Thread]:

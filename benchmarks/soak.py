@@ -71,7 +71,9 @@ class SoakReport:
 
     @property
     def lag_bounded(self) -> bool:
-        return self.max_lag_second_half <= self.lag_limit and self.stored == self.published
+        # Every acknowledged face stored; a send whose acknowledgement timed out after the broker wrote it is stored
+        # too, so stored may exceed published.
+        return self.max_lag_second_half <= self.lag_limit and self.stored >= self.published
 
     def lines(self) -> list[str]:
         lags = [s.lag for s in self.samples]

@@ -148,6 +148,12 @@ def admin_client(bootstrap: str, timeout_s: float = 15,
         admin.close()
 
 
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure that waiting cures: no broker answered (stopped, restarting) or Kafka says to retry (no
+    leader or coordinator yet, a node not ready, a timeout). Authorization or configuration errors are not."""
+    return isinstance(exc, BrokerUnreachable) or (isinstance(exc, KafkaError) and bool(exc.retriable))
+
+
 def ping(bootstrap: str, timeout_s: float = 5, security: Mapping[str, Any] | None = None) -> bool:
     """True when a broker at `bootstrap` answers a metadata request within `timeout_s`."""
     if not _port_open(bootstrap, timeout_s):

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.errors import GroupAuthorizationFailedError, KafkaTimeoutError, NodeNotReadyError
 
-from infra.kafka_broker import BrokerError, BrokerUnreachable, KafkaBroker, ping
+from infra.kafka_broker import BrokerError, BrokerUnreachable, KafkaBroker, is_transient, ping
 from infra.kafka_tools import console_consumer
 from infra.topics import CROP_PROMISE_MS, consumer_lag, crop_lifetime_ms, ensure_topics, topic_specs
 from schemas.settings import Settings, Topics
@@ -244,3 +245,12 @@ def test_no_crop_is_readable_past_the_promise_with_the_default_retention(kafka_b
         admin.close()
     lifetime = int(faces["retention.ms"]) + int(faces["segment.ms"]) + check_ms
     assert lifetime == crop_lifetime_ms(defaults.faces_retention_ms) <= CROP_PROMISE_MS
+
+
+def test_only_failures_that_waiting_cures_count_as_transient():
+    """The worker waits out these (a broker restart) and fails fast on the others."""
+    assert is_transient(BrokerUnreachable("no broker answered"))
+    assert is_transient(NodeNotReadyError("No node_id provided"))
+    assert is_transient(KafkaTimeoutError("Unable to bootstrap"))
+    assert not is_transient(GroupAuthorizationFailedError())
+    assert not is_transient(ValueError("not Kafka's"))

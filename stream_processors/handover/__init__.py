@@ -18,6 +18,7 @@ from typing import Callable, Collection, Mapping
 import faust
 from faust.types import TP, EventT
 
+from infra.kafka_broker import is_transient
 from infra.kafka_security import kafka_python_kwargs
 from infra.topics import read_start_offsets
 from schemas.settings import Settings
@@ -26,6 +27,7 @@ from stream_processors.handover.rewinder import Rewinder, admitted_events, keep_
 from stream_processors.handover.stall_watchdog import StallWatchdog
 
 STALL_S = 5.0  # a partition with messages waiting but none admitted this long is rewound
+START_OFFSETS_RETRY_S = (0.5, 5.0)  # first and longest pause between reads of the start offsets while Kafka is away
 
 
 class Fence:
@@ -93,11 +95,27 @@ class HandoverWorkaround:
 
     async def _ensure_guard(self, fence: Fence) -> None:
         """After an assignment, start the guard (once) where the group has to read: its committed offsets, or the
-        log start where retention deleted past them or nothing was committed."""
-        if not fence.guard.current:
-            starts = await asyncio.get_running_loop().run_in_executor(None, self._start_offsets, fence.topic)
+        log start where retention deleted past them or nothing was committed. While the broker is away or its
+        partitions have no leader yet (a broker restart), wait and read again: nothing can be admitted before."""
+        pause, longest = START_OFFSETS_RETRY_S
+        waited_since = None
+        while not fence.guard.current:
+            try:
+                starts = await asyncio.get_running_loop().run_in_executor(None, self._start_offsets, fence.topic)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if waited_since is None:
+                    waited_since = time.monotonic()
+                    self._app.log.warning("start offsets of %s not readable (%r); retrying until Kafka answers",
+                                          fence.topic, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, longest)
+                continue
             if not fence.guard.current:  # the agent or the timer may have done it meanwhile
                 fence.guard.reset(starts)
+            if waited_since is not None:
+                self._app.log.info("start offsets of %s read after %.1fs", fence.topic, time.monotonic() - waited_since)
 
     def _waiting(self, fence: Fence, assigned: Collection[TP]) -> dict[int, int]:
         """{partition: messages past the guard's expected offset} of the fence's assigned partitions."""

@@ -40,7 +40,8 @@ CONTAINER_READABLE = 0o644
 
 def write_secrets(directory: Path, kafka_hosts: tuple[str, ...], days: int = TLS_DAYS,
                   clickhouse_hosts: tuple[str, ...] = ()) -> list[str]:
-    """Create the missing secret files under `directory`; the compose names of those created."""
+    """Create the missing secret files under `directory` (a lost keystore or certificate is rebuilt on the kept CA);
+    the compose names of the files written."""
     if not kafka_hosts:
         raise SecurityConfigError("give the address camera hosts use to reach Kafka (--kafka-host)")
     directory = Path(directory)
@@ -53,21 +54,28 @@ def write_secrets(directory: Path, kafka_hosts: tuple[str, ...], days: int = TLS
             write_private(path, generate_password().reveal())
             created.append(name)
     tls = directory / TLS_DIR
+    before = _contents(directory, {**KAFKA_TLS_SECRETS, **CLICKHOUSE_TLS_SECRETS})
     try:
         load_tls_material(tls)
     except SecurityConfigError:
-        generate_tls_material(tls, hosts=("kafka", *kafka_hosts), days=days)
-        created += list(KAFKA_TLS_SECRETS)
+        generate_tls_material(tls, hosts=("kafka", *kafka_hosts), days=days)  # keeps a valid CA
     try:
         load_server_certificate(tls, CLICKHOUSE_CERTIFICATE)
     except TlsError:
         hosts = tuple(dict.fromkeys((*CLICKHOUSE_LOCAL_HOSTS, *clickhouse_hosts)))
         issue_server_certificate(tls, CLICKHOUSE_CERTIFICATE, hosts, days)
-        created += list(CLICKHOUSE_TLS_SECRETS)
+    after = _contents(directory, {**KAFKA_TLS_SECRETS, **CLICKHOUSE_TLS_SECRETS})
+    created += [name for name in after if after[name] != before[name]]
     tls.chmod(0o700)
     for relative in COMPOSE_SECRETS.values():
         (directory / relative).chmod(CONTAINER_READABLE)
     return created
+
+
+def _contents(directory: Path, secrets: dict[str, str]) -> dict[str, bytes | None]:
+    """{compose name: the file's bytes, None where missing}."""
+    return {name: (directory / relative).read_bytes() if (directory / relative).is_file() else None
+            for name, relative in secrets.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -332,6 +332,11 @@ def test_every_secret_is_declared_and_written_by_the_generator(tmp_path):
     before = {name: (directory / relative).read_bytes() for name, relative in files.items()}
     assert deploy_secrets.write_secrets(directory / deploy_secrets.DEFAULT_DIR.name, ("127.0.0.1",)) == []
     assert before == {name: (directory / relative).read_bytes() for name, relative in files.items()}  # no rotation
+    (directory / files["kafka_keystore"]).unlink()  # a lost keystore is rebuilt on the kept CA
+    rebuilt = deploy_secrets.write_secrets(directory / deploy_secrets.DEFAULT_DIR.name, ("127.0.0.1",))
+    after = {name: (directory / relative).read_bytes() for name, relative in files.items()}
+    assert sorted(rebuilt) == sorted(name for name in files if after[name] != before[name])
+    assert "kafka_keystore" in rebuilt and "venue_ca" not in rebuilt
     assert not (set(service_secrets("worker")) & {"kafka_admin_password", "clickhouse_admin_password"})
 
 

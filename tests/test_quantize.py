@@ -56,7 +56,7 @@ def test_torch_is_not_needed():
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'torch' or name.startswith('torch.'): raise ModuleNotFoundError('torch blocked')\n"
         "sys.meta_path.insert(0, NoTorch())\n"
-        "import engines.quantize, engines.training.quantize, engines.tensorrt_engine, engines.select\n"
+        "import engines.quantize, engines.tensorrt_engine, engines.select\n"
         "print('ok', 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,

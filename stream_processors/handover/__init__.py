@@ -81,8 +81,9 @@ class HandoverWorkaround:
             waiting = self._waiting(fence, assigned) if not fence.is_busy() else {}
             taken = {partition: fence.guard.expected(partition) - 1 for partition in waiting}
             for partition, offset in fence.stall.check(waiting, taken, time.monotonic()).items():
+                state = fetch_state(self._app.consumer, TP(fence.topic, partition))
                 await fence.rewinder.rewind(self._app.consumer, partition, offset,
-                                            why="waiting messages stopped arriving")
+                                            why=f"waiting messages stopped arriving (Faust fetches it: {state})")
 
     async def unstick_table_recovery(self) -> None:
         """Seek the changelog partitions of a recovery that has stopped receiving records."""
@@ -130,6 +131,14 @@ class HandoverWorkaround:
                 if highwater is not None and highwater > expected:
                     waiting[tp.partition] = highwater - expected
         return waiting
+
+
+def fetch_state(consumer, tp: TP) -> str:
+    """Where Faust's consumer keeps `tp`: in the set it fetches ("active"), paused (a recovery), taken out because its
+    stream buffer was full ("buffer full"), or in none of them (then nothing fetches it)."""
+    sets = {"active": consumer._active_partitions or (), "paused": consumer._paused_partitions,
+            "buffer full": consumer._buffered_partitions}
+    return ", ".join(name for name, tps in sets.items() if tp in tps) or "none"
 
 
 def install_handover_workaround(app: faust.App, settings: Settings,

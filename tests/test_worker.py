@@ -9,14 +9,14 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from faust.types import Message
+from faust.types import TP, Message
 
 from benchmarks.load_generator import LoadSpec, face_frames, sprite_crops
 from schemas.emotion_event import decode_emotion_event
 from schemas.face_frame import encode_face_frame
 from schemas.settings import load_settings
 from stream_processors.app import build_app
-from stream_processors.handover import HandoverWorkaround
+from stream_processors.handover import HandoverWorkaround, fetch_state
 from stream_processors.handover.rewinder import keep_skips_uncommitted
 from stream_processors.metrics import PipelineMetrics
 from stream_processors.scoring import load_scoring_engine
@@ -246,3 +246,15 @@ def test_jumps_on_both_consumed_topics_are_not_counted_as_acked_gaps():
             await consumer._add_gap(SimpleNamespace(topic=topic, partition=0), 5, 9)
         assert consumer.gaps == [("compacted-changelog", 5, 9)]
     asyncio.run(run())
+
+
+def test_the_stall_warning_says_where_fausts_consumer_keeps_the_partition(engine):
+    """The watchdog's rewind line names Faust's fetch state of the partition: a partition that Faust no longer
+    fetches reads differently from one whose messages are lost further down."""
+    consumer = build_app(SETTINGS, engine).consumer
+    fetched, paused, full, other = (TP(SETTINGS.topics.faces, partition) for partition in range(4))
+    consumer._set_active_tps({fetched, paused, full})
+    consumer.pause_partitions({paused})
+    consumer.on_buffer_full(full)
+    assert [fetch_state(consumer, tp) for tp in (fetched, paused, full, other)] == \
+        ["active", "paused", "buffer full", "none"]

@@ -34,7 +34,8 @@ KAFKA_TLS_SECRETS = {"venue_ca": f"{TLS_DIR}/ca.pem", "kafka_keystore": f"{TLS_D
                      "kafka_keystore_password": f"{TLS_DIR}/keystore.pass"}
 CLICKHOUSE_TLS_SECRETS = {"clickhouse_certificate": f"{TLS_DIR}/{CLICKHOUSE_CERTIFICATE}.pem",
                           "clickhouse_private_key": f"{TLS_DIR}/{CLICKHOUSE_CERTIFICATE}.key"}
-COMPOSE_SECRETS = {**{name: name for name in PASSWORD_SECRETS}, **KAFKA_TLS_SECRETS, **CLICKHOUSE_TLS_SECRETS}
+TLS_SECRETS = {**KAFKA_TLS_SECRETS, **CLICKHOUSE_TLS_SECRETS}
+COMPOSE_SECRETS = {**{name: name for name in PASSWORD_SECRETS}, **TLS_SECRETS}
 CONTAINER_READABLE = 0o644
 
 
@@ -54,7 +55,7 @@ def write_secrets(directory: Path, kafka_hosts: tuple[str, ...], days: int = TLS
             write_private(path, generate_password().reveal())
             created.append(name)
     tls = directory / TLS_DIR
-    before = _contents(directory, {**KAFKA_TLS_SECRETS, **CLICKHOUSE_TLS_SECRETS})
+    before = _contents(directory, TLS_SECRETS)
     try:
         load_tls_material(tls)
     except SecurityConfigError:
@@ -64,7 +65,7 @@ def write_secrets(directory: Path, kafka_hosts: tuple[str, ...], days: int = TLS
     except TlsError:
         hosts = tuple(dict.fromkeys((*CLICKHOUSE_LOCAL_HOSTS, *clickhouse_hosts)))
         issue_server_certificate(tls, CLICKHOUSE_CERTIFICATE, hosts, days)
-    after = _contents(directory, {**KAFKA_TLS_SECRETS, **CLICKHOUSE_TLS_SECRETS})
+    after = _contents(directory, TLS_SECRETS)
     created += [name for name in after if after[name] != before[name]]
     tls.chmod(0o700)
     for relative in COMPOSE_SECRETS.values():

@@ -146,27 +146,38 @@ class FacesWorker:
         if not decoded:
             return TakenBatch(list(events))
         frames = [frame for _, frame in decoded]
-        probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
+        self.activity.taken(admitted[index].message.key for index, _ in decoded)  # `finish` says finished
+        try:
+            probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
+        except BaseException:
+            self.activity.finished(admitted[index].message.key for index, _ in decoded)
+            raise
         return TakenBatch(list(events), [admitted[index] for index, _ in decoded], frames, probs,
                           self._engine.model_version)
 
     async def finish(self, batch: TakenBatch, ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Store a scored batch, update its viewers' states, publish their seconds; then ack all its events."""
         if batch.scored:
-            rows = [frame_score_row(f, p, batch.model_version) for f, p in zip(batch.frames, batch.probs)]
-            await asyncio.get_running_loop().run_in_executor(None, self._frame_sink.write, rows)
-            self._metrics.record_frames(rows)
-            states: dict[bytes, tuple[PersonState, list]] = {}
-            now = self._clock()
-            for event, frame, frame_probs in zip(batch.scored, batch.frames, batch.probs):
-                key = event.message.key
-                state, summaries = states.get(key) or (self.load_state(key), [])
-                summaries.extend(state.update(scored_frame(frame, frame_probs, batch.model_version)))
-                states[key] = (state, summaries)
-                self.activity.update(key, event.message.partition, now)
-            await self._publish(states)
+            try:
+                await self._store_and_publish(batch)
+            finally:
+                self.activity.finished(event.message.key for event in batch.scored)
         for event in batch.events:
             await ack(event)
+
+    async def _store_and_publish(self, batch: TakenBatch) -> None:
+        rows = [frame_score_row(f, p, batch.model_version) for f, p in zip(batch.frames, batch.probs)]
+        await asyncio.get_running_loop().run_in_executor(None, self._frame_sink.write, rows)
+        self._metrics.record_frames(rows)
+        states: dict[bytes, tuple[PersonState, list]] = {}
+        now = self._clock()
+        for event, frame, frame_probs in zip(batch.scored, batch.frames, batch.probs):
+            key = event.message.key
+            state, summaries = states.get(key) or (self.load_state(key), [])
+            summaries.extend(state.update(scored_frame(frame, frame_probs, batch.model_version)))
+            states[key] = (state, summaries)
+            self.activity.update(key, event.message.partition, now)
+        await self._publish(states)
 
     def load_state(self, key: bytes) -> PersonState:
         stored = self._states.get(key)

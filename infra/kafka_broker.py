@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, UnknownBrokerIdError
 
 from infra.kafka_security import BROKER_LISTENER, BrokerSecurity
 
@@ -150,8 +150,12 @@ def admin_client(bootstrap: str, timeout_s: float = 15,
 
 def is_transient(exc: BaseException) -> bool:
     """True for a failure that waiting cures: no broker answered (stopped, restarting) or Kafka says to retry (no
-    leader or coordinator yet, a node not ready, a timeout). Authorization or configuration errors are not."""
-    return isinstance(exc, BrokerUnreachable) or (isinstance(exc, KafkaError) and bool(exc.retriable))
+    leader or coordinator yet, a node not ready, a timeout). kafka-python's admin reports a partition without a
+    leader yet (leader -1, just after a restart) as `UnknownBrokerIdError`, which it does not mark retriable: it is
+    transient too. Authorization or configuration errors are not."""
+    if isinstance(exc, (BrokerUnreachable, UnknownBrokerIdError)):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
 
 
 def ping(bootstrap: str, timeout_s: float = 5, security: Mapping[str, Any] | None = None) -> bool:

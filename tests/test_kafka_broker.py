@@ -9,7 +9,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
-from kafka.errors import GroupAuthorizationFailedError, KafkaTimeoutError, NodeNotReadyError
+from kafka.errors import GroupAuthorizationFailedError, KafkaTimeoutError, NodeNotReadyError, UnknownBrokerIdError
 
 from infra.kafka_broker import BrokerError, BrokerUnreachable, KafkaBroker, is_transient, ping
 from infra.kafka_tools import console_consumer
@@ -252,5 +252,8 @@ def test_only_failures_that_waiting_cures_count_as_transient():
     assert is_transient(BrokerUnreachable("no broker answered"))
     assert is_transient(NodeNotReadyError("No node_id provided"))
     assert is_transient(KafkaTimeoutError("Unable to bootstrap"))
+    # Just after a restart a partition's leader is -1, which kafka-python's admin reports as an unknown broker id
+    # (a CI run's store_events agent crashed on it once).
+    assert is_transient(UnknownBrokerIdError(-1))
     assert not is_transient(GroupAuthorizationFailedError())
     assert not is_transient(ValueError("not Kafka's"))

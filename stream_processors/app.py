@@ -73,7 +73,7 @@ def build_app(settings: Settings, engine: EmotionEngine) -> faust.App:
     @app.agent(events_topic)
     async def store_events(stream):
         async for events in stream.take_events(settings.sink_batch, within=settings.sink_within_s):
-            await seconds.store(events)
+            await seconds.store(events, stream.ack)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender, revoked: set[TP], **kwargs) -> None:

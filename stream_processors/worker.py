@@ -8,7 +8,8 @@ a rebalance calls `on_revoked` and, after a table recovery, `on_restored`.
 
 Acks: every message of a batch (dead letters, replays) gets an extra reference when taken; the finish acks them in
 offset order once it and every batch before it is stored, so no commit passes an unstored frame (faust-streaming
-#606). `SecondsStore` stores `emotion-events` in `viewer_seconds`; `DeadLetters` sends rejects on.
+#606), nor past a batch whose agent crashed (Faust's `take_events` acks a batch even then). `SecondsStore` stores
+`emotion-events` in `viewer_seconds` under the same rule; `DeadLetters` sends rejects on.
 """
 from __future__ import annotations
 
@@ -247,7 +248,12 @@ class SecondsStore:
         self.handover: Handover = handover or NoHandover()
         self.busy = False
 
-    async def store(self, events: list[Any]) -> None:
+    async def store(self, events: list[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
+        """Store one batch, then release the extra reference each event gets here with `ack`. Faust's `take_events`
+        acks a batch even when the agent crashed on it; the extra reference keeps a batch that was never stored
+        uncommitted, so the offset guard rewinds to it once the restarted agent reads on."""
+        for event in events:
+            event.message.incref()
         self.busy = True
         try:
             rows = []
@@ -261,3 +267,5 @@ class SecondsStore:
                 self._metrics.record_events(rows)
         finally:
             self.busy = False
+        for event in events:
+            await ack(event)

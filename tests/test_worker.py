@@ -263,14 +263,50 @@ def test_emotion_events_after_a_skipped_offset_are_held_and_their_partition_rewo
         def batch(offsets) -> list:
             return [event(0, offset, b"k", values[offset - 10], topic=topic) for offset in offsets]
 
+        async def ack(e) -> None:
+            e.message.decref()
+
         skipped = batch([10, 11, 14, 15])  # 12 and 13 were dropped in a handover
-        await seconds.store(skipped)
+        await seconds.store(skipped, ack)
         unacked = [e.message.offset for e in skipped if e.message.decref() > 0]  # take_events' ack
         assert [decode_emotion_event(values[i]).movie_second for i in (0, 1)] == [r["movie_second"] for r in sink.rows]
         assert unacked == [14, 15], "events past the skipped offsets were acked: a commit would pass the skip"
         assert consumer.seeks == [{(topic, 0): 12}]
-        await seconds.store(batch([12, 13, 14, 15]))  # the rewind delivers them again, in order
+        await seconds.store(batch([12, 13, 14, 15]), ack)  # the rewind delivers them again, in order
         assert len(sink.rows) == 6 and len({r["movie_second"] for r in sink.rows}) == 6
+    asyncio.run(run())
+
+
+class FailingSink:
+    def write(self, rows):
+        raise RuntimeError("the store failed")
+
+
+def test_a_batch_of_seconds_that_failed_to_store_stays_unacked(engine):
+    """Faust's `take_events` acks a batch in a `finally`, also when the agent crashed on it; the supervisor restarts
+    the agent and the commit passes the batch (a CI run lost 72 viewer-seconds so). The store keeps its own
+    reference on each event and releases it only once the batch is stored, so a failed batch stays uncommitted."""
+    async def run() -> None:
+        worker, published, _ = make_worker(engine, GatedSink(), Clock(), {})
+        await score_all(worker, viewer_frames(1, 20))
+        values = [value for _, value in published.sent]
+        topic = SETTINGS.topics.emotion_events
+        acked: list[int] = []
+
+        async def ack(e) -> None:  # the stream's ack
+            if e.message.decref() == 0:
+                acked.append(e.message.offset)
+
+        for sink, offset in ((FailingSink(), 0), (GatedSink(), 100)):
+            seconds = SecondsStore(sink, DeadLetters(Topic(), SETTINGS, PipelineMetrics()), PipelineMetrics())
+            batch = [event(0, offset + i, b"k", value, topic=topic) for i, value in enumerate(values)]
+            try:
+                await seconds.store(batch, ack)
+            except RuntimeError:
+                pass
+            for e in batch:  # take_events' finally, crash or not
+                await ack(e)
+        assert acked == [100 + i for i in range(len(values))], "a batch that was never stored was acked"
     asyncio.run(run())
 
 

@@ -2,10 +2,10 @@
 
 `ViewerActivity` keeps, per person key, the wall time of their last scored frame and their `faces` partition, and
 which viewers have frames in the worker's own pipeline (`taken` until `finished`: scored or being stored).
-`idle` answers whose open second to close (no frame for `idle_flush_s`, none in the pipeline, on an owned partition
-with no messages waiting) and remembers them as closed; `expired` answers which closed viewers' states to release (no frame for
-`retention_s`) and forgets them; `revoke` forgets the viewers of partitions no longer owned. Pure: the worker
-supplies the clock and the partitions, and does the closing and releasing.
+`idle` answers whose open second to close (no frame for `idle_flush_s`, none in the pipeline, on an owned
+partition with no messages waiting) and remembers them as closed; `expired` answers which closed viewers' states
+to release (no frame for `retention_s`) and forgets them; `revoke` forgets the viewers of partitions no longer
+owned. Pure: the worker supplies the clock and the partitions, and does the closing and releasing.
 """
 from __future__ import annotations
 

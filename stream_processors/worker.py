@@ -147,14 +147,14 @@ class FacesWorker:
         if not decoded:
             return TakenBatch(list(events))
         frames = [frame for _, frame in decoded]
-        self.activity.taken(admitted[index].message.key for index, _ in decoded)  # `finish` says finished
+        scored = [admitted[index] for index, _ in decoded]
+        self.activity.taken(event.message.key for event in scored)  # `finish` says finished
         try:
             probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
         except BaseException:
-            self.activity.finished(admitted[index].message.key for index, _ in decoded)
+            self.activity.finished(event.message.key for event in scored)
             raise
-        return TakenBatch(list(events), [admitted[index] for index, _ in decoded], frames, probs,
-                          self._engine.model_version)
+        return TakenBatch(list(events), scored, frames, probs, self._engine.model_version)
 
     async def finish(self, batch: TakenBatch, ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Store a scored batch, update its viewers' states, publish their seconds; then ack all its events."""
@@ -251,7 +251,7 @@ class SecondsStore:
     async def store(self, events: list[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Store one batch, then release the extra reference each event gets here with `ack`. Faust's `take_events`
         acks a batch even when the agent crashed on it; the extra reference keeps a batch that was never stored
-        uncommitted, so the offset guard rewinds to it once the restarted agent reads on."""
+        uncommitted (docs/reliability.md, "A batch whose agent crashed is never committed")."""
         for event in events:
             event.message.incref()
         self.busy = True

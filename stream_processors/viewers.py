@@ -1,7 +1,7 @@
 """When each viewer's last frame was scored: whose open second to close, whose state to release.
 
 `ViewerActivity` keeps, per person key, the wall time of their last scored frame and their `faces` partition, and
-which viewers have frames in the worker's own pipeline (`taken` until `finished`: scored or being stored).
+which viewers have frames in the worker's own pipeline (`taken` until `finished`: admitted, scored or stored).
 `idle` answers whose open second to close (no frame for `idle_flush_s`, none in the pipeline, on an owned
 partition with no messages waiting) and remembers them as closed; `expired` answers which closed viewers' states
 to release (no frame for `retention_s`) and forgets them; `revoke` forgets the viewers of partitions no longer
@@ -40,7 +40,8 @@ class ViewerActivity:
             self._closed[key] = (now, partition)
 
     def taken(self, keys: Iterable[bytes]) -> None:
-        """A batch with frames of `keys` is being scored or stored: they are not idle until `finished(keys)`."""
+        """A batch with messages of `keys` is in the worker (admitted, scored or stored): not idle until
+        `finished(keys)`."""
         self._in_flight.update(set(keys))
 
     def finished(self, keys: Iterable[bytes]) -> None:

@@ -136,9 +136,17 @@ class FacesWorker:
 
     async def score(self, events: list[Any]) -> TakenBatch:
         """Admit, decode and score one micro-batch; bad messages go to the dead letters. Every event gets the extra
-        reference that `finish` releases."""
+        reference that `finish` releases, and its viewer counts as active (not idle) until then."""
         for event in events:
             event.message.incref()
+        self.activity.taken(event.message.key for event in events)  # admitted frames have left Kafka: not idle
+        try:
+            return await self._score(events)
+        except BaseException:
+            self.activity.finished(event.message.key for event in events)
+            raise
+
+    async def _score(self, events: list[Any]) -> TakenBatch:
         admitted = await self.handover.admit(list(events))
         decoded, rejected = decode_batch([e.message.value for e in admitted], self._crop_size,
                                          [e.message.key for e in admitted])
@@ -147,22 +155,17 @@ class FacesWorker:
         if not decoded:
             return TakenBatch(list(events))
         frames = [frame for _, frame in decoded]
-        scored = [admitted[index] for index, _ in decoded]
-        self.activity.taken(event.message.key for event in scored)  # `finish` says finished
-        try:
-            probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
-        except BaseException:
-            self.activity.finished(event.message.key for event in scored)
-            raise
-        return TakenBatch(list(events), scored, frames, probs, self._engine.model_version)
+        probs = await asyncio.get_running_loop().run_in_executor(None, score, self._engine, frames)
+        return TakenBatch(list(events), [admitted[index] for index, _ in decoded], frames, probs,
+                          self._engine.model_version)
 
     async def finish(self, batch: TakenBatch, ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Store a scored batch, update its viewers' states, publish their seconds; then ack all its events."""
-        if batch.scored:
-            try:
+        try:
+            if batch.scored:
                 await self._store_and_publish(batch)
-            finally:
-                self.activity.finished(event.message.key for event in batch.scored)
+        finally:
+            self.activity.finished(event.message.key for event in batch.events)
         for event in batch.events:
             await ack(event)
 

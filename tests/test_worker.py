@@ -210,6 +210,46 @@ def test_late_partitions_and_unowned_partitions_are_not_idle():
     assert activity.idle(now=5.0, owned={1, 2}, late={2}) == [b"a"]
 
 
+def test_a_viewer_whose_frame_waits_behind_slow_dead_letters_is_not_idle(engine):
+    """A batch's dead letters are sent before it is scored; while they are slow (the fuzz test sends thousands), the
+    batch's frames are already admitted and out of Kafka, and still belong to their viewers' open seconds (CI: one
+    second per viewer closed early, after the fix above)."""
+    async def run() -> None:
+        sink, clock, states = GatedSink(), Clock(), {}
+        events_topic, metrics = Topic(), PipelineMetrics()
+        released = asyncio.Event()
+
+        class SlowTopic(Topic):
+            async def send(self, *, key, value, headers=None):
+                await released.wait()
+                return await super().send(key=key, value=value, headers=headers)
+
+        worker = FacesWorker(SETTINGS, engine, states, events_topic, DeadLetters(SlowTopic(), SETTINGS, metrics), sink,
+                             metrics, clock=clock)
+        ticks = viewer_frames(1, 5)
+        await score_all(worker, ticks[:4])
+        frame = ticks[4][0]
+        key = frame.person_key.encode()
+        partition = faces_partition(key, SETTINGS.faces_partitions)
+
+        async def ack(e) -> None:
+            e.message.decref()
+
+        taking = asyncio.ensure_future(worker.take(
+            [event(partition, 4, b"junk", b"garbage"), event(partition, 5, key, encode_face_frame(frame))], ack))
+        await asyncio.sleep(0.1)  # the batch is admitted and waits on its dead letter
+        clock.now += SETTINGS.idle_flush_s
+        await worker.close_idle(set(range(SETTINGS.faces_partitions)))
+        assert events_topic.sent == [], "the open second was closed while its last frame waited behind a dead letter"
+        released.set()
+        await taking
+        await worker.drain()
+        clock.now += SETTINGS.idle_flush_s
+        await worker.close_idle(set(range(SETTINGS.faces_partitions)))
+        assert [decode_emotion_event(value).frames for _, value in events_topic.sent] == [5]
+    asyncio.run(run())
+
+
 def test_a_viewer_is_idle_only_when_every_batch_taken_with_their_frames_has_finished():
     activity = ViewerActivity(idle_flush_s=2.0, retention_s=60.0)
     activity.update(b"a", 1, now=0.0)

@@ -6,10 +6,10 @@ while the next batch is scored. The finish stores the `frame_scores` rows, updat
 their completed seconds to `emotion-events`, then acks the batch. Timers call `close_idle` and `release_expired`;
 a rebalance calls `on_revoked` and, after a table recovery, `on_restored`.
 
-Acks: every message of a batch (dead letters, replays) gets an extra reference when taken; the finish acks them in
-offset order once it and every batch before it is stored, so no commit passes an unstored frame (faust-streaming
-#606), nor past a batch whose agent crashed (Faust's `take_events` acks a batch even then). `SecondsStore` stores
-`emotion-events` in `viewer_seconds` under the same rule; `DeadLetters` sends rejects on.
+Acks: every message of a batch (dead letters, replays) gets an extra reference when taken (`hold`); the finish acks
+them in offset order once it and every batch before it is stored, so no commit passes an unstored frame
+(faust-streaming #606) nor a batch whose agent crashed (#527). `SecondsStore` stores `emotion-events` in
+`viewer_seconds` under the same rule; `DeadLetters` sends rejects on.
 """
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ from stream_processors.metrics import PipelineMetrics
 from stream_processors.person_state import PersonState
 from stream_processors.scoring import decode_batch, emotion_event, score, scored_frame
 from stream_processors.viewers import ViewerActivity
+
+
+def hold(events: Sequence[Any]) -> None:
+    """Take an extra reference on each event's message; its owner acks it once the event's effects are stored.
+    Faust's own ack alone would commit too early: an acked offset right after the committed one commits over it
+    (faust-streaming #606), and `take_events` acks its batch even when the agent raised on it (faust-streaming #527)."""
+    for event in events:
+        event.message.incref()
 
 
 class Handover(Protocol):
@@ -137,8 +145,7 @@ class FacesWorker:
     async def score(self, events: list[Any]) -> TakenBatch:
         """Admit, decode and score one micro-batch; bad messages go to the dead letters. Every event gets the extra
         reference that `finish` releases, and its viewer counts as active (not idle) until then."""
-        for event in events:
-            event.message.incref()
+        hold(events)
         self.activity.taken(event.message.key for event in events)  # admitted frames have left Kafka: not idle
         try:
             return await self._score(events)
@@ -254,9 +261,8 @@ class SecondsStore:
     async def store(self, events: list[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Store one batch, then release the extra reference each event gets here with `ack`. Faust's `take_events`
         acks a batch even when the agent crashed on it; the extra reference keeps a batch that was never stored
-        uncommitted (docs/reliability.md, "A batch whose agent crashed is never committed")."""
-        for event in events:
-            event.message.incref()
+        uncommitted (faust-streaming #527; docs/reliability.md, "A batch whose agent crashed is never committed")."""
+        hold(events)
         self.busy = True
         try:
             rows = []

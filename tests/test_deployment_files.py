@@ -214,6 +214,19 @@ def env_example() -> dict[str, str]:
     return read_properties(ENV_EXAMPLE.read_text())
 
 
+# -- CPU priority on a shared host ------------------------------------------------------------------------------
+
+
+def test_the_broker_outranks_the_workers_for_cpu():
+    """On one host under load, a starved broker makes camera producers drop frames (BENCHMARKS.md: 22,134 sends
+    never acknowledged in a soak at 130 %), while a starved worker only adds lag. Docker's CPU shares are relative
+    weights (1024 when unset) that only act under contention."""
+    services = compose()["services"]
+    shares = {name: int(service.get("cpu_shares", 1024)) for name, service in services.items()}
+    assert shares["kafka"] > shares["clickhouse"] > shares["worker"], shares
+    assert shares["kafka"] >= 2 * shares["worker"], shares
+
+
 # -- mounts, Grafana --------------------------------------------------------------------------------------------
 
 

@@ -173,3 +173,63 @@ def test_multiply_adds_of_the_model_1_architecture():
     from engines.training.model import EmotionNet, multiply_adds
 
     assert multiply_adds(EmotionNet()) == pytest.approx(61.4e6, rel=0.01)
+
+
+def test_an_epochs_batches_do_not_depend_on_the_number_of_augmenting_workers(training_faces):
+    """Each batch is a function of (seed, epoch, step): workers on a GPU machine give the batches that the
+    training process itself gives on the CPU, and a resumed run continues them exactly."""
+    import torch
+
+    from engines.ferplus import soft_targets
+    from engines.training.augment import domain_shift
+    from engines.training.batches import EpochBatches, epoch_loader
+    from engines.training.train import to_input
+
+    targets, usable = soft_targets(training_faces.votes[:256])
+    x, y = to_input(training_faces.pixels[:256][usable]), torch.from_numpy(targets[usable])
+    inline = list(epoch_loader(EpochBatches(x, y, 32, domain_shift, seed=7, epoch=3), workers=0))
+    ahead = list(epoch_loader(EpochBatches(x, y, 32, domain_shift, seed=7, epoch=3), workers=2))
+    assert len(inline) == len(ahead) == len(x) // 32
+    for (xa, ya), (xb, yb) in zip(inline, ahead):
+        torch.testing.assert_close(xa, xb, rtol=0, atol=0)
+        torch.testing.assert_close(ya, yb, rtol=0, atol=0)
+    next_epoch = EpochBatches(x, y, 32, domain_shift, seed=7, epoch=4)[0][0]
+    assert not torch.equal(next_epoch, inline[0][0])
+    with pytest.raises(ValueError, match="do not fill one batch"):
+        EpochBatches(x[:8], y[:8], 32, domain_shift, seed=7, epoch=0)
+
+
+def test_a_run_on_a_training_pack_ends_its_schedule_within_its_time_budget(training_faces, public_test_faces,
+                                                                             tmp_path):
+    """--data reads the pack a GPU machine receives; --budget-minutes finishes the schedule (learning rate 0) in
+    the epochs that fit, and a re-run of the finished run trains no more."""
+    from engines.training.pack import write_pack
+    from engines.training.train import epochs_that_fit, main as train
+
+    pack = write_pack({"Training": training_faces.subset(np.arange(len(training_faces)) < TRAIN_FACES),
+                       "PublicTest": public_test_faces.subset(np.arange(len(public_test_faces)) < VALIDATION_FACES)},
+                      tmp_path / "pack.npz")
+    run = tmp_path / "run"
+    args = ["--run-dir", str(run), "--data", str(pack), "--device", "cpu", "--batch", "32", "--threads", "1",
+            "--widths", "8", "16", "32", "--blocks", "1", "1", "1", "--epochs", "500", "--budget-minutes", "0.1"]
+    train(args)
+    records = [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+    assert 2 <= len(records) < 500
+    assert records[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert sum(r["seconds"] for r in records) < 0.1 * 60 * 1.5
+    train(args)
+    assert len((run / "train.log").read_text().splitlines()) == len(records)
+    assert epochs_that_fit(60.0, 30.0, [10.0, 12.0]) == 2
+    assert epochs_that_fit(60.0, 59.0, [10.0]) == 0
+
+
+def test_a_gpu_asked_for_where_torch_sees_none_is_refused(tmp_path):
+    import torch
+
+    from engines.training.train import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert pick_device("auto").type == "cpu"
+    with pytest.raises(SystemExit, match="torch sees no GPU"):
+        pick_device("cuda")

@@ -17,13 +17,13 @@ import torch.nn.functional as F
 class CheckpointTeacher:
     """The EMA weights of a training checkpoint (a run's best.pt), frozen, channels-last."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, device: torch.device = torch.device("cpu")) -> None:
         from engines.training.export import load_checkpoint
 
         net, _ = load_checkpoint(path)
         for param in net.parameters():
             param.requires_grad_(False)
-        self.net = net.to(memory_format=torch.channels_last).eval()
+        self.net = net.to(device=device, memory_format=torch.channels_last).eval()
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,8 +43,8 @@ class OnnxTeacher:
                              f"{meta.input_size} px in {meta.input_scale}")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        probs = self.engine.infer_scaled(x.float().numpy())
-        return torch.from_numpy(probs).clamp_min(1e-8).log()
+        probs = self.engine.infer_scaled(x.float().cpu().numpy())
+        return torch.from_numpy(probs).clamp_min(1e-8).log().to(x.device)
 
 
 class TeacherEnsemble:
@@ -60,7 +60,9 @@ class TeacherEnsemble:
         return torch.stack([teacher(x) for teacher in self.teachers]).mean(0)
 
 
-def load_teachers(paths: Sequence[Path], threads: int = 2) -> TeacherEnsemble:
-    """`.onnx` files run on ONNX Runtime; anything else is read as a training checkpoint."""
-    return TeacherEnsemble([OnnxTeacher(p, threads) if Path(p).suffix == ".onnx" else CheckpointTeacher(p)
+def load_teachers(paths: Sequence[Path], threads: int = 2,
+                  device: torch.device = torch.device("cpu")) -> TeacherEnsemble:
+    """`.onnx` files run on ONNX Runtime (on the CPU); anything else is read as a training checkpoint and runs on
+    `device`, beside the student."""
+    return TeacherEnsemble([OnnxTeacher(p, threads) if Path(p).suffix == ".onnx" else CheckpointTeacher(p, device)
                             for p in paths])

@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from engines.ferplus import load_splits, majority_labels, soft_targets
 from engines.training.augment import AUGMENTATIONS
+from engines.training.batches import EpochBatches, epoch_loader
 from engines.training.model import EmotionNet
+from engines.training.pack import read_pack
 from engines.training.teachers import load_teachers
 
 
@@ -39,7 +41,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.
     outs = []
     for i in range(0, len(x), batch):
         xb = x[i : i + batch].contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
             outs.append(model(xb).float())
     return torch.cat(outs)
 
@@ -76,10 +78,38 @@ def build_model(args: argparse.Namespace) -> EmotionNet:
     return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout, stem=args.stem)
 
 
+def pick_device(name: str) -> torch.device:
+    """`auto`: the GPU where torch sees one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no GPU here")
+    return torch.device(name)
+
+
+def cosine_finish(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """A cosine decay of the learning rate from where it stands to 0 over `steps` steps."""
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+
+
+def epochs_that_fit(budget_s: float, spent_s: float, epoch_seconds: list[float]) -> int:
+    """Whole epochs that still fit in the time budget, at the mean epoch time so far."""
+    mean = sum(epoch_seconds) / len(epoch_seconds)
+    return max(int((budget_s - spent_s) // mean), 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, default=Path("runs/emotionnet"))
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="the aligned-face cache (built if missing)")
+    data.add_argument("--data", type=Path, default=None, metavar="PACK",
+                      help="read the faces from a training pack instead (engines.training.pack; for a GPU machine)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that augment batches ahead (0: the training process does; keep 0 on 2 cores)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
@@ -103,54 +133,52 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--finish", type=int, default=0, metavar="N",
                    help="Resume the run in --run-dir and end it in N more epochs: cosine decay of the "
                         "learning rate from where it stands to 0 (cuts a long one-cycle schedule short).")
+    p.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
+                   help="End the run within M minutes of training (this process): once the remaining epochs no "
+                        "longer fit at the mean epoch time, finish with a cosine decay over those that do")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     (args.run_dir / "args.json").write_text(json.dumps(plain_args(args), indent=1))
 
-    splits = load_splits(args.cache_dir)
+    splits = read_pack(args.data) if args.data else load_splits(args.cache_dir)
     targets, usable = soft_targets(splits["Training"].votes)
-    adjust = logit_adjustment(targets[usable], args.logit_adjust)
+    adjust = logit_adjustment(targets[usable], args.logit_adjust).to(device)
     augment = AUGMENTATIONS[args.augment]
     x_train = to_input(splits["Training"].pixels[usable])
     y_train = torch.from_numpy(targets[usable])
     val_labels = majority_labels(splits["PublicTest"].votes)
     val_keep = val_labels >= 0
-    x_val = to_input(splits["PublicTest"].pixels[val_keep])
-    y_val = torch.from_numpy(val_labels[val_keep])
+    x_val = to_input(splits["PublicTest"].pixels[val_keep]).to(device)
+    y_val = torch.from_numpy(val_labels[val_keep]).to(device)
 
-    teacher = load_teachers(args.teacher, args.threads) if args.teacher else None
-    model = build_model(args).to(memory_format=torch.channels_last)
+    teacher = load_teachers(args.teacher, args.threads, device) if args.teacher else None
+    model = build_model(args).to(device=device, memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     for param in ema.parameters():
         param.requires_grad_(False)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
     steps_per_epoch = len(x_train) // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15)
-    gen = torch.Generator().manual_seed(args.seed)
     start_epoch, best, finish = 0, 0.0, None
 
     ckpt_path = args.run_dir / "last.pt"
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["opt"])
         sched.load_state_dict(ckpt["sched"])
-        gen.set_state(ckpt["gen"])
         start_epoch, best = ckpt["epoch"] + 1, ckpt["best"]
         print(f"resumed from {ckpt_path} at epoch {start_epoch}, best val {best:.4f}")
         if args.finish and ckpt.get("finish") is None:
-            # Replace the rest of the schedule: cosine from the current LR to 0 over `finish` epochs.
-            for group in opt.param_groups:
-                group["initial_lr"] = group["lr"]
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.finish * steps_per_epoch)
+            sched = cosine_finish(opt, args.finish * steps_per_epoch)
             ckpt["finish"] = {"from_epoch": start_epoch, "epochs": args.finish}
         elif ckpt.get("finish") is not None:
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ckpt["finish"]["epochs"] * steps_per_epoch)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ckpt["finish"]["epochs"], 1) * steps_per_epoch)
             sched.load_state_dict(ckpt["sched"])
         finish = ckpt.get("finish")
         if finish is not None:
@@ -158,18 +186,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"finishing: cosine decay to 0 by epoch {args.epochs}")
 
     log = open(args.run_dir / "train.log", "a")
-    for epoch in range(start_epoch, args.epochs):
+    began, epoch_seconds = time.monotonic(), []
+    epoch = start_epoch
+    while epoch < args.epochs:
         model.train()
         t0 = time.time()
-        order = torch.randperm(len(x_train), generator=gen)
+        batches = EpochBatches(x_train, y_train, args.batch, augment, args.seed, epoch)
         total = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=5)
-        for step in bar:
-            idx = order[step * args.batch : (step + 1) * args.batch]
-            xb = augment(x_train[idx], gen).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+        bar = tqdm(epoch_loader(batches, args.workers, pin_memory=device.type == "cuda"),
+                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=5)
+        for step, (xb, yb) in enumerate(bar):
+            xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            yb = yb.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 logits = model(xb)
-                loss = soft_cross_entropy(logits + adjust, y_train[idx])
+                loss = soft_cross_entropy(logits + adjust, yb)
                 if teacher is not None:
                     teacher_logits = teacher(xb)
                     loss = (1 - args.distill_weight) * loss + args.distill_weight * distillation_loss(logits, teacher_logits, args.temperature)
@@ -195,7 +226,17 @@ def main(argv: list[str] | None = None) -> None:
         if val_acc > best:
             best = val_acc
             torch.save({"ema": ema.state_dict(), "args": plain_args(args), "epoch": epoch + 1, "val_majority_acc": val_acc}, args.run_dir / "best.pt")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best": best, "finish": finish}, ckpt_path)
+        epoch_seconds.append(time.time() - t0)
+        if args.budget_minutes and finish is None and epoch + 1 < args.epochs:
+            fit = epochs_that_fit(args.budget_minutes * 60, time.monotonic() - began, epoch_seconds)
+            if fit < args.epochs - (epoch + 1):
+                finish = {"from_epoch": epoch + 1, "epochs": fit}
+                sched = cosine_finish(opt, max(fit, 1) * steps_per_epoch)
+                args.epochs = epoch + 1 + fit
+                print(f"time budget: {fit} more epochs fit in {args.budget_minutes:g} minutes; "
+                      f"cosine decay to 0 by epoch {args.epochs}", flush=True)
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch, "best": best, "finish": finish}, ckpt_path)
+        epoch += 1
     print(f"done: best PublicTest majority accuracy {best:.4f}")
 
 

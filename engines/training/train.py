@@ -94,6 +94,14 @@ def cosine_finish(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sche
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
 
 
+def one_cycle(opt: torch.optim.Optimizer, max_lr: float, total_steps: int,
+              done_steps: int = 0) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule (15 % warm-up to `max_lr`, then cosine annealing) over `total_steps`, standing at
+    step `done_steps`: a shorter plan for a run already under way continues from the same step."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=0.15,
+                                               last_epoch=done_steps - 1)
+
+
 def epochs_that_fit(budget_s: float, spent_s: float, epoch_seconds: list[float]) -> int:
     """Whole epochs that still fit in the time budget, at the mean epoch time so far."""
     mean = sum(epoch_seconds) / len(epoch_seconds)
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                         "learning rate from where it stands to 0 (cuts a long one-cycle schedule short).")
     p.add_argument("--budget-minutes", type=float, default=0.0, metavar="M",
                    help="End the run within M minutes of training (this process): once the remaining epochs no "
-                        "longer fit at the mean epoch time, finish with a cosine decay over those that do")
+                        "longer fit at the mean epoch time, the one-cycle schedule is re-planned over those that do")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         param.requires_grad_(False)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
     steps_per_epoch = len(x_train) // args.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    sched = one_cycle(opt, args.lr, args.epochs * steps_per_epoch)
     start_epoch, best, finish = 0, 0.0, None
 
     ckpt_path = args.run_dir / "last.pt"
@@ -173,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(ckpt["opt"])
         sched.load_state_dict(ckpt["sched"])
         start_epoch, best = ckpt["epoch"] + 1, ckpt["best"]
+        args.epochs = ckpt.get("epochs", args.epochs)  # a time budget may have re-planned the run shorter
         print(f"resumed from {ckpt_path} at epoch {start_epoch}, best val {best:.4f}")
         if args.finish and ckpt.get("finish") is None:
             sched = cosine_finish(opt, args.finish * steps_per_epoch)
@@ -230,12 +239,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.budget_minutes and finish is None and epoch + 1 < args.epochs:
             fit = epochs_that_fit(args.budget_minutes * 60, time.monotonic() - began, epoch_seconds)
             if fit < args.epochs - (epoch + 1):
-                finish = {"from_epoch": epoch + 1, "epochs": fit}
-                sched = cosine_finish(opt, max(fit, 1) * steps_per_epoch)
                 args.epochs = epoch + 1 + fit
-                print(f"time budget: {fit} more epochs fit in {args.budget_minutes:g} minutes; "
-                      f"cosine decay to 0 by epoch {args.epochs}", flush=True)
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch, "best": best, "finish": finish}, ckpt_path)
+                if fit:
+                    sched = one_cycle(opt, args.lr, args.epochs * steps_per_epoch, (epoch + 1) * steps_per_epoch)
+                print(f"time budget: {fit} more epochs fit in {args.budget_minutes:g} minutes; the one-cycle "
+                      f"schedule now ends at epoch {args.epochs}", flush=True)
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch, "epochs": args.epochs, "best": best, "finish": finish}, ckpt_path)
         epoch += 1
     print(f"done: best PublicTest majority accuracy {best:.4f}")
 

@@ -7,6 +7,9 @@ distillation, Hinton et al. 2015), weighted --distill-weight, at temperature --t
 Reproducible from --seed; validates on PublicTest each epoch (FER+ majority rule) and never
 reads PrivateTest. Checkpoints every epoch into --run-dir and resumes from there when re-run
 with the same arguments; the log is run-dir/train.log (one JSON object per epoch).
+
+On a GPU machine (`--device`, `--workers`): faces from a training pack (`--data`, engines/training/pack.py), the
+run ended within `--budget-minutes`; engines/training/device_train.sh is the one call that uses them.
 """
 from __future__ import annotations
 
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             sched = cosine_finish(opt, args.finish * steps_per_epoch)
             ckpt["finish"] = {"from_epoch": start_epoch, "epochs": args.finish}
         elif ckpt.get("finish") is not None:
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(ckpt["finish"]["epochs"], 1) * steps_per_epoch)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=ckpt["finish"]["epochs"] * steps_per_epoch)
             sched.load_state_dict(ckpt["sched"])
         finish = ckpt.get("finish")
         if finish is not None:

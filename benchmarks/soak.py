@@ -5,8 +5,8 @@ worker's `pipeline_metrics` samples), worker resident memory at start and end, a
 The capacity comes from `benchmarks.pipeline_throughput.measure_capacity` (a backlog drained by the same worker,
 just before the soak), measured `CAPACITY_ROUNDS` times; the soak takes its share of the lowest reading. One drain
 of a few thousand faces lasts seconds, and a single high reading (852 faces/s on a host whose 30-minute soak held
-691) once set a soak rate the worker could not hold. Lag is "bounded" when no sample in the second half of the run exceeds `LAG_BOUND_S`
-seconds of input at the soak rate and the backlog drains after the load stops.
+691) once set a soak rate the worker could not hold. Lag is "bounded" when no sample in the second half of the run
+exceeds `LAG_BOUND_S` seconds of input at the soak rate and the backlog drains after the load stops.
 
 Run from the repository root: `python -m benchmarks.soak --help` (default 30 minutes on a private stack);
 tests/faults/test_soak_short.py runs a 60-second version against the test stack.

@@ -69,10 +69,10 @@ for run in "$RUNS"/*/; do
 import os, sys
 import torch
 ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-torch.save(ckpt, sys.argv[2])
-if os.path.getsize(sys.argv[2]) > 16 * 2**20:
+weights = sum(v.numel() * v.element_size() for v in ckpt["ema"].values())
+if weights > 15 * 2**20:  # float weights would not leave room under 16 MiB: keep them in half precision
     ckpt["ema"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["ema"].items()}
-    torch.save(ckpt, sys.argv[2])
+torch.save(ckpt, sys.argv[2])
 print(f"{sys.argv[2]}: epoch {ckpt['epoch']}, PublicTest {ckpt['val_majority_acc']:.4f}, "
       f"{os.path.getsize(sys.argv[2]) / 2**20:.1f} MiB")
 PY

@@ -72,13 +72,14 @@ class HandoverWorkaround:
 
     async def keep_partitions_moving(self) -> None:
         """Repeat a rewind that has not delivered the skipped messages, even if no new message arrives; rewind a
-        partition that has messages waiting but admitted none for STALL_S: its records were dropped after the last
-        one it admitted."""
+        partition that has messages waiting but admitted none for STALL_S while its agent was idle and no table
+        recovery ran: its records were dropped after the last one it admitted."""
         assigned = self._app.assignor.assigned_actives()
+        recovering = self._app.tables.recovery.in_recovery  # Faust pauses every active partition until it ends
         for fence in self._fences.values():
             await self._ensure_guard(fence)
             await fence.rewinder.retry_due(self._app.consumer, fence.guard, assigned)
-            waiting = self._waiting(fence, assigned) if not fence.is_busy() else {}
+            waiting = self._waiting(fence, assigned) if not (fence.is_busy() or recovering) else {}
             taken = {partition: fence.guard.expected(partition) - 1 for partition in waiting}
             for partition, offset in fence.stall.check(waiting, taken, time.monotonic()).items():
                 state = fetch_state(self._app.consumer, TP(fence.topic, partition))

@@ -1,0 +1,124 @@
+"""What retraining only a shipped model's final linear layer buys (classifier re-training, Kang et al. 2020,
+"Decoupling representation and classifier"): are the rare classes (disgust, fear, contempt) lost in the features,
+or only in the head that reads them?
+
+    python -m benchmarks.classifier_retrain --model engines/models/emotion-ferplus.onnx
+
+Reads the float ONNX file's penultimate features (the input of its last `Gemm`) for the FER+ Training faces and
+their mirror images, fits a new head on the FER+ vote distributions (L-BFGS, soft cross-entropy, per-class weights
+prior^-power, L2 on the weights, started from the shipped head), and prints PublicTest (majority rule, 8 classes:
+accuracy, macro-F1, per-class recall) and the Yale 105-face check for the shipped head and each new one, with the
+post-hoc prior correction tau on top. PublicTest is the selection split; PrivateTest is never read. Needs torch
+(`pip install -e ".[train]"`) and ../shared/data.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from engines.ferplus import load_splits, majority_labels, prior_bias, soft_targets, training_prior
+from engines.metrics import classification_report
+from engines.model_files import DEFAULT_MODEL
+from engines.model_meta import scale_input
+from engines.reference import DEFAULT_CACHE_DIR
+from engines.yale_faces import load_yale
+from schemas.emotions import EMOTIONS
+
+SADNESS = EMOTIONS.index("sadness")
+
+
+class FeatureModel:
+    """The float ONNX model with its penultimate features as a second output, and its head's weights."""
+
+    def __init__(self, path: Path) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(path)
+        gemm = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
+        weights = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.weight, self.bias = weights[gemm.input[1]], weights[gemm.input[2]]
+        self.extra_bias = weights.get("logit_bias", np.zeros_like(self.bias))  # files exported before the fold
+        self._features = gemm.input[0]
+        model.graph.output.append(onnx.helper.make_tensor_value_info(self._features, onnx.TensorProto.FLOAT, None))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        self._session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def features(self, faces: np.ndarray, batch: int = 512) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(faces), batch):
+            x = scale_input(faces[start:start + batch], "pm1").reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
+            chunks.append(self._session.run([self._features], {self._input: x})[0])
+        return np.concatenate(chunks)
+
+
+def fit_head(features: np.ndarray, targets: np.ndarray, start: tuple[np.ndarray, np.ndarray], prior: np.ndarray,
+             power: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """A new (weight, bias) minimizing the class-weighted soft cross-entropy on the vote distributions."""
+    import torch
+
+    x, y = torch.from_numpy(features), torch.from_numpy(targets)
+    weight = torch.tensor(start[0], requires_grad=True)
+    bias = torch.tensor(start[1], requires_grad=True)
+    class_weight = torch.from_numpy((prior + 1e-6) ** -power).float()
+    class_weight = class_weight / (class_weight * torch.from_numpy(prior).float()).sum()
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=300, history_size=20, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimizer.zero_grad()
+        log_p = torch.log_softmax(x @ weight.T + bias, dim=1)
+        value = -((y * class_weight).sum(1) * (y * log_p).sum(1)).mean() + l2 * (weight ** 2).sum()
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return weight.detach().numpy(), bias.detach().numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a float ONNX file (not the INT8 one)")
+    parser.add_argument("--power", type=float, nargs="+", default=[0.0, 0.25, 0.5], help="class weights prior^-power")
+    parser.add_argument("--l2", type=float, nargs="+", default=[1e-4, 1e-3])
+    parser.add_argument("--tau", type=float, nargs="+", default=[0.0, 0.1, 0.2], help="post-hoc prior correction")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    args = parser.parse_args()
+
+    model = FeatureModel(args.model)
+    splits = load_splits(args.cache_dir, progress=False)
+    prior = training_prior(args.cache_dir)
+    targets, usable = soft_targets(splits["Training"].votes)
+    train_faces = splits["Training"].pixels[usable]
+    train_x = np.concatenate([model.features(train_faces), model.features(train_faces[:, :, ::-1].copy())])
+    train_y = np.concatenate([targets[usable], targets[usable]])
+    public_truth = majority_labels(splits["PublicTest"].votes)
+    scored = public_truth >= 0
+    public_x = model.features(splits["PublicTest"].pixels[scored])
+    yale = load_yale(48, 64, progress=False)
+    yale_x = model.features(yale.aligned)
+    yale_truth = np.array([EMOTIONS.index(label) for label in yale.labels])
+    print(f"{args.model.name}: {len(train_x)} training features (mirrors included), {scored.sum()} PublicTest faces, "
+          f"{len(yale_x)} Yale faces")
+
+    def show(name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+        report = classification_report(public_truth[scored], (public_x @ weight.T + bias).argmax(1), EMOTIONS)
+        yale_pred = (yale_x @ weight.T + bias).argmax(1)
+        sad = int(((yale_pred == yale_truth) & (yale_truth == SADNESS)).sum())
+        recalls = " ".join(f"{emotion[:4]} {recall:.2f}" for emotion, recall in zip(EMOTIONS, report.recall))
+        print(f"{name:<38} PublicTest {report.accuracy * 100:.2f} %, macro-F1 {report.macro_f1:.3f}, recall {recalls}"
+              f" | Yale {(yale_pred == yale_truth).mean() * 100:.1f} %, sadness {sad}/15")
+
+    show("shipped head", model.weight, model.bias + model.extra_bias)
+    for power in args.power:
+        for l2 in args.l2:
+            weight, bias = fit_head(train_x, train_y, (model.weight, model.bias), prior, power, l2)
+            for tau in args.tau:
+                show(f"new head: power {power:g}, l2 {l2:g}, tau {tau:g}", weight, bias + prior_bias(prior, tau))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,11 +5,12 @@ or only in the head that reads them?
     python -m benchmarks.classifier_retrain --model engines/models/emotion-ferplus.onnx
 
 Reads the float ONNX file's penultimate features (the input of its last `Gemm`) for the FER+ Training faces and
-their mirror images, fits a new head on the FER+ vote distributions (L-BFGS, soft cross-entropy, per-class weights
-prior^-power, L2 on the weights, started from the shipped head), and prints PublicTest (majority rule, 8 classes:
-accuracy, macro-F1, per-class recall) and the Yale 105-face check for the shipped head and each new one, with the
-post-hoc prior correction tau on top. PublicTest is the selection split; PrivateTest is never read. Needs torch
-(`pip install -e ".[train]"`) and ../shared/data.
+their mirror images, fits a new head on the FER+ vote distributions for each setting (`engines.training.head`:
+soft cross-entropy, class weights prior^-power, L2 on the weights, started from the shipped head), and prints
+PublicTest (majority rule, 8 classes: accuracy, macro-F1, per-class recall) and the Yale 105-face check for the
+shipped head and each new one, with the post-hoc prior correction tau on top. PublicTest is the selection split;
+PrivateTest is never read. `python -m engines.training.head` then writes the chosen head into a model file.
+Needs ../shared/data (no torch).
 """
 from __future__ import annotations
 
@@ -18,65 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.ferplus import load_splits, majority_labels, prior_bias, soft_targets, training_prior
+from engines.ferplus import load_splits, majority_labels, prior_bias, training_prior
 from engines.metrics import classification_report
 from engines.model_files import DEFAULT_MODEL
-from engines.model_meta import scale_input
 from engines.reference import DEFAULT_CACHE_DIR
+from engines.training.head import FeatureModel, fit_head, training_features
 from engines.yale_faces import load_yale
 from schemas.emotions import EMOTIONS
 
 SADNESS = EMOTIONS.index("sadness")
-
-
-class FeatureModel:
-    """The float ONNX model with its penultimate features as a second output, and its head's weights."""
-
-    def __init__(self, path: Path) -> None:
-        import onnx
-        import onnxruntime as ort
-
-        model = onnx.load(path)
-        gemm = [node for node in model.graph.node if node.op_type == "Gemm"][-1]
-        weights = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-        self.weight, self.bias = weights[gemm.input[1]], weights[gemm.input[2]]
-        self.extra_bias = weights.get("logit_bias", np.zeros_like(self.bias))  # files exported before the fold
-        self._features = gemm.input[0]
-        model.graph.output.append(onnx.helper.make_tensor_value_info(self._features, onnx.TensorProto.FLOAT, None))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        self._session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-
-    def features(self, faces: np.ndarray, batch: int = 512) -> np.ndarray:
-        chunks = []
-        for start in range(0, len(faces), batch):
-            x = scale_input(faces[start:start + batch], "pm1").reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
-            chunks.append(self._session.run([self._features], {self._input: x})[0])
-        return np.concatenate(chunks)
-
-
-def fit_head(features: np.ndarray, targets: np.ndarray, start: tuple[np.ndarray, np.ndarray], prior: np.ndarray,
-             power: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
-    """A new (weight, bias) minimizing the class-weighted soft cross-entropy on the vote distributions."""
-    import torch
-
-    x, y = torch.from_numpy(features), torch.from_numpy(targets)
-    weight = torch.tensor(start[0], requires_grad=True)
-    bias = torch.tensor(start[1], requires_grad=True)
-    class_weight = torch.from_numpy((prior + 1e-6) ** -power).float()
-    class_weight = class_weight / (class_weight * torch.from_numpy(prior).float()).sum()
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=300, history_size=20, line_search_fn="strong_wolfe")
-
-    def loss():
-        optimizer.zero_grad()
-        log_p = torch.log_softmax(x @ weight.T + bias, dim=1)
-        value = -((y * class_weight).sum(1) * (y * log_p).sum(1)).mean() + l2 * (weight ** 2).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    return weight.detach().numpy(), bias.detach().numpy()
 
 
 def main() -> None:
@@ -91,10 +42,7 @@ def main() -> None:
     model = FeatureModel(args.model)
     splits = load_splits(args.cache_dir, progress=False)
     prior = training_prior(args.cache_dir)
-    targets, usable = soft_targets(splits["Training"].votes)
-    train_faces = splits["Training"].pixels[usable]
-    train_x = np.concatenate([model.features(train_faces), model.features(train_faces[:, :, ::-1].copy())])
-    train_y = np.concatenate([targets[usable], targets[usable]])
+    train_x, train_y = training_features(model, args.cache_dir)
     public_truth = majority_labels(splits["PublicTest"].votes)
     scored = public_truth >= 0
     public_x = model.features(splits["PublicTest"].pixels[scored])

@@ -36,20 +36,23 @@ def main() -> None:
     parser.add_argument("--power", type=float, nargs="+", default=[0.0, 0.25, 0.5], help="class weights prior^-power")
     parser.add_argument("--l2", type=float, nargs="+", default=[1e-4, 1e-3])
     parser.add_argument("--tau", type=float, nargs="+", default=[0.0, 0.1, 0.2], help="post-hoc prior correction")
+    parser.add_argument("--shifted-copies", type=int, default=0,
+                        help="domain-shifted copies of the training faces to fit on as well (needs torch)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     args = parser.parse_args()
 
     model = FeatureModel(args.model)
     splits = load_splits(args.cache_dir, progress=False)
     prior = training_prior(args.cache_dir)
-    train_x, train_y = training_features(model, args.cache_dir)
+    train_x, train_y = training_features(model, args.cache_dir, args.shifted_copies)
     public_truth = majority_labels(splits["PublicTest"].votes)
     scored = public_truth >= 0
     public_x = model.features(splits["PublicTest"].pixels[scored])
     yale = load_yale(48, 64, progress=False)
     yale_x = model.features(yale.aligned)
     yale_truth = np.array([EMOTIONS.index(label) for label in yale.labels])
-    print(f"{args.model.name}: {len(train_x)} training features (mirrors included), {scored.sum()} PublicTest faces, "
+    print(f"{args.model.name}: {len(train_x)} training features (mirrors and {args.shifted_copies} shifted copies "
+          f"included), {scored.sum()} PublicTest faces, "
           f"{len(yale_x)} Yale faces")
 
     def show(name: str, weight: np.ndarray, bias: np.ndarray) -> None:

@@ -51,3 +51,17 @@ def test_a_refitted_head_fits_better_and_is_written_into_a_working_model(shipped
 def test_an_int8_file_has_no_float_head_to_refit():
     with pytest.raises(ValueError, match=r"emotion-ferplus-int8\.onnx: no float Gemm head to refit"):
         FeatureModel(INT8_MODEL)
+
+
+def test_the_shifted_copies_come_from_trainings_domain_augmentation_and_repeat_with_their_seed(training_faces):
+    pytest.importorskip("torch", reason="the domain-shift augmentation needs torch (pip install -e '.[train]')")
+    from engines.training.head import domain_shifted
+
+    faces = training_faces.pixels[:40]
+    first, again, other = domain_shifted(faces, seed=7), domain_shifted(faces, seed=7), domain_shifted(faces, seed=8)
+    assert first.shape == (40, 1, 48, 48) and first.dtype == np.float32
+    assert first.min() >= -1.0 and first.max() <= 1.0
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    clean = faces.astype(np.float32)[:, None] / 127.5 - 1.0
+    assert np.abs(first - clean).mean() > 0.05  # not the clean faces

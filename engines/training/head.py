@@ -1,11 +1,12 @@
 """Refit the last linear layer of a float ONNX emotion model (classifier re-training, Kang et al. 2020, "Decoupling
 representation and classifier"): the network stays as trained, only the `Gemm` that reads its penultimate features
-is fitted again on the FER+ Training faces (and their mirror images), with class weights against the rare-class
-neglect and the post-hoc prior correction folded into the new bias. Numpy only (no torch); about 30 s a fit on
-2 cores.
+is fitted again on the FER+ Training faces (their mirror images, and by default one copy through training's
+domain-shift augmentation, so that the head keeps the network's robustness), with class weights against the
+rare-class neglect and the post-hoc prior correction folded into the new bias. The fit is numpy; the shifted copies
+need torch. A few minutes on 2 cores.
 
     python -m engines.training.head --model runs/student.onnx --out runs/student-refit.onnx --version 2.1.0 \\
-        --power 0 --l2 1e-4 --tau 0.1
+        --power 0.25 --l2 1e-4 --tau 0 --shifted-copies 1      # the defaults: model 2.0.1's head
 
 Choose the settings on PublicTest with `python -m benchmarks.classifier_retrain` first; quantize the written file
 with `engines.quantize` as any exported one. A quantized (INT8) file has no float head to refit and is refused.
@@ -28,11 +29,13 @@ PRIOR_BIAS_NAME = "logit_bias"  # the separate prior-correction Add of files exp
 @dataclass(frozen=True)
 class HeadSettings:
     """power: class weights prior^-power (0: none); l2: weight decay of the new weights; tau: post-hoc prior
-    correction folded into the new bias (engines.ferplus.prior_bias)."""
+    correction folded into the new bias (engines.ferplus.prior_bias); shifted_copies: domain-shifted copies of the
+    training faces beside the clean ones and their mirrors (0: clean only; more needs torch)."""
 
-    power: float = 0.0
+    power: float = 0.25
     l2: float = 1e-4
-    tau: float = 0.1
+    tau: float = 0.0
+    shifted_copies: int = 1
 
 
 class FeatureModel:
@@ -62,10 +65,14 @@ class FeatureModel:
 
     def features(self, faces: np.ndarray, batch: int = 512) -> np.ndarray:
         """Penultimate features (N, D) of aligned uint8 faces (N, S, S)."""
+        scaled = scale_input(faces, "pm1").reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
+        return self.features_scaled(scaled, batch)
+
+    def features_scaled(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Penultimate features of input already in the model's scale, float32 (N, 1, S, S)."""
         chunks = [np.zeros((0, self.weight.shape[1]), np.float32)]
-        for start in range(0, len(faces), batch):
-            x = scale_input(faces[start:start + batch], "pm1").reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
-            chunks.append(self._session.run([self.gemm.input[0]], {self._input: x})[0])
+        for start in range(0, len(x), batch):
+            chunks.append(self._session.run([self.gemm.input[0]], {self._input: x[start:start + batch]})[0])
         return np.concatenate(chunks)
 
 
@@ -93,13 +100,29 @@ def fit_head(features: np.ndarray, targets: np.ndarray, start: tuple[np.ndarray,
     return params[0].astype(np.float32), params[1].astype(np.float32)
 
 
-def training_features(model: FeatureModel, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(features, vote distributions) of the usable FER+ Training faces and their mirror images."""
+def domain_shifted(faces: np.ndarray, seed: int, batch: int = 512) -> np.ndarray:
+    """`faces` through training's domain-shift augmentation (engines/training/augment.py: head pose, low light,
+    side light, blur, noise, JPEG, occlusion), in the pm1 scale. Needs torch."""
+    import torch
+
+    from engines.training.augment import domain_shift
+
+    generator = torch.Generator().manual_seed(seed)
+    scaled = scale_input(faces, "pm1").reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
+    return np.concatenate([domain_shift(torch.from_numpy(scaled[start:start + batch]), generator).numpy()
+                           for start in range(0, len(scaled), batch)])
+
+
+def training_features(model: FeatureModel, cache_dir: Path, shifted_copies: int = 0,
+                      seed: int = 20261203) -> tuple[np.ndarray, np.ndarray]:
+    """(features, vote distributions) of the usable FER+ Training faces, their mirror images and
+    `shifted_copies` domain-shifted copies (so the head does not fit clean faces only)."""
     training = load_splits(cache_dir, progress=False)["Training"]
     targets, usable = soft_targets(training.votes)
     faces = training.pixels[usable]
-    features = np.concatenate([model.features(faces), model.features(np.ascontiguousarray(faces[:, :, ::-1]))])
-    return features, np.concatenate([targets[usable], targets[usable]])
+    features = [model.features(faces), model.features(np.ascontiguousarray(faces[:, :, ::-1]))]
+    features += [model.features_scaled(domain_shifted(faces, seed + copy)) for copy in range(shifted_copies)]
+    return np.concatenate(features), np.concatenate([targets[usable]] * len(features))
 
 
 def write_head(model: FeatureModel, weight: np.ndarray, bias: np.ndarray, out: Path, version: str) -> Path:
@@ -128,11 +151,12 @@ def refit(model_path: Path, out: Path, version: str, settings: HeadSettings, cac
     """Fit and write a new head; returns a one-line summary."""
     model = FeatureModel(model_path)
     prior = training_prior(cache_dir)
-    features, targets = training_features(model, cache_dir)
+    features, targets = training_features(model, cache_dir, settings.shifted_copies)
     weight, bias = fit_head(features, targets, (model.weight, model.bias), prior, settings.power, settings.l2)
     write_head(model, weight, bias + prior_bias(prior, settings.tau).astype(np.float32), out, version)
-    return (f"{out}: model_version {version}, head refitted on {len(features)} training features "
-            f"(power {settings.power:g}, l2 {settings.l2:g}, prior correction tau {settings.tau:g})")
+    return (f"{out}: model_version {version}, head refitted on {len(features)} training features, "
+            f"{settings.shifted_copies} domain-shifted copies among them (power {settings.power:g}, "
+            f"l2 {settings.l2:g}, prior correction tau {settings.tau:g})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,9 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--power", type=float, default=HeadSettings.power, help="class weights prior^-power")
     p.add_argument("--l2", type=float, default=HeadSettings.l2)
     p.add_argument("--tau", type=float, default=HeadSettings.tau, help="post-hoc prior correction in the new bias")
+    p.add_argument("--shifted-copies", type=int, default=HeadSettings.shifted_copies,
+                   help="domain-shifted copies of the training faces to fit on as well (needs torch; 0: none)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     args = p.parse_args(argv)
-    print(refit(args.model, args.out, args.version, HeadSettings(args.power, args.l2, args.tau), args.cache_dir))
+    settings = HeadSettings(args.power, args.l2, args.tau, args.shifted_copies)
+    print(refit(args.model, args.out, args.version, settings, args.cache_dir))
 
 
 if __name__ == "__main__":

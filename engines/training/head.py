@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.ferplus import load_splits, prior_bias, soft_targets, training_prior
-from engines.model_meta import scale_input
+from engines.model_meta import metadata_from_props, scale_input
 from engines.reference import DEFAULT_CACHE_DIR
 
 PRIOR_BIAS_NAME = "logit_bias"  # the separate prior-correction Add of files exported before the fold into the Gemm
@@ -47,12 +47,16 @@ class FeatureModel:
 
         self.path = Path(path)
         self.proto = onnx.load(self.path)
+        self.metadata = metadata_from_props({p.key: p.value for p in self.proto.metadata_props}, str(self.path))
         gemms = [node for node in self.proto.graph.node if node.op_type == "Gemm"]
         weights = {t.name: onnx.numpy_helper.to_array(t) for t in self.proto.graph.initializer}
         if not gemms or any(name not in weights for name in gemms[-1].input[1:3]):
             raise ValueError(f"{self.path}: no float Gemm head to refit (an INT8 file? refit the float one, then "
                              f"quantize)")
         self.gemm = gemms[-1]
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in self.gemm.attribute}
+        if attributes.get("transB") != 1 or attributes.get("transA", 0) != 0:
+            raise ValueError(f"{self.path}: the head Gemm is not features x weight^T (transA 0, transB 1)")
         self.weight, self.bias = weights[self.gemm.input[1]], weights[self.gemm.input[2]]
         self.extra_bias = weights.get(PRIOR_BIAS_NAME, np.zeros_like(self.bias))
         probe = onnx.ModelProto()
@@ -65,7 +69,7 @@ class FeatureModel:
 
     def features(self, faces: np.ndarray, batch: int = 512) -> np.ndarray:
         """Penultimate features (N, D) of aligned uint8 faces (N, S, S)."""
-        scaled = scale_input(faces, "pm1").reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
+        scaled = scale_input(faces, self.metadata.input_scale).reshape(-1, 1, *faces.shape[1:]).astype(np.float32)
         return self.features_scaled(scaled, batch)
 
     def features_scaled(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -102,7 +106,7 @@ def fit_head(features: np.ndarray, targets: np.ndarray, start: tuple[np.ndarray,
 
 def domain_shifted(faces: np.ndarray, seed: int, batch: int = 512) -> np.ndarray:
     """`faces` through training's domain-shift augmentation (engines/training/augment.py: head pose, low light,
-    side light, blur, noise, JPEG, occlusion), in the pm1 scale. Needs torch."""
+    side light, blur, noise, JPEG, occlusion), in the pm1 scale that augmentation works in. Needs torch."""
     import torch
 
     from engines.training.augment import domain_shift
@@ -117,7 +121,10 @@ def training_features(model: FeatureModel, cache_dir: Path, shifted_copies: int 
                       seed: int = 20261203) -> tuple[np.ndarray, np.ndarray]:
     """(features, vote distributions) of the usable FER+ Training faces, their mirror images and
     `shifted_copies` domain-shifted copies (so the head does not fit clean faces only)."""
-    training = load_splits(cache_dir, progress=False)["Training"]
+    if shifted_copies and model.metadata.input_scale != "pm1":
+        raise ValueError(f"{model.path}: domain-shifted copies are made in the pm1 scale, the model takes "
+                         f"{model.metadata.input_scale}")
+    training = load_splits(cache_dir, size=model.metadata.input_size, progress=False)["Training"]
     targets, usable = soft_targets(training.votes)
     faces = training.pixels[usable]
     features = [model.features(faces), model.features(np.ascontiguousarray(faces[:, :, ::-1]))]

@@ -42,9 +42,9 @@ def main() -> None:
     args = parser.parse_args()
 
     model = FeatureModel(args.model)
-    splits = load_splits(args.cache_dir, progress=False)
+    splits = load_splits(args.cache_dir, size=model.metadata.input_size, progress=False)
     prior = training_prior(args.cache_dir)
-    train_x, train_y = training_features(model, args.cache_dir, args.shifted_copies)
+    train_x, train_y = training_features(model, splits["Training"], args.shifted_copies)
     public_truth = majority_labels(splits["PublicTest"].votes)
     scored = public_truth >= 0
     public_x = model.features(splits["PublicTest"].pixels[scored])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.ferplus import load_splits, prior_bias, soft_targets, training_prior
+from engines.ferplus import FaceSet, load_splits, prior_bias, soft_targets, training_prior
 from engines.model_meta import metadata_from_props, scale_input
 from engines.reference import DEFAULT_CACHE_DIR
 
@@ -117,14 +117,13 @@ def domain_shifted(faces: np.ndarray, seed: int, batch: int = 512) -> np.ndarray
                            for start in range(0, len(scaled), batch)])
 
 
-def training_features(model: FeatureModel, cache_dir: Path, shifted_copies: int = 0,
+def training_features(model: FeatureModel, training: FaceSet, shifted_copies: int = 0,
                       seed: int = 20261203) -> tuple[np.ndarray, np.ndarray]:
-    """(features, vote distributions) of the usable FER+ Training faces, their mirror images and
-    `shifted_copies` domain-shifted copies (so the head does not fit clean faces only)."""
+    """(features, vote distributions) of the usable `training` faces (FER+ Training at the model's input size),
+    their mirror images and `shifted_copies` domain-shifted copies (so the head does not fit clean faces only)."""
     if shifted_copies and model.metadata.input_scale != "pm1":
         raise ValueError(f"{model.path}: domain-shifted copies are made in the pm1 scale, the model takes "
                          f"{model.metadata.input_scale}")
-    training = load_splits(cache_dir, size=model.metadata.input_size, progress=False)["Training"]
     targets, usable = soft_targets(training.votes)
     faces = training.pixels[usable]
     features = [model.features(faces), model.features(np.ascontiguousarray(faces[:, :, ::-1]))]
@@ -133,8 +132,8 @@ def training_features(model: FeatureModel, cache_dir: Path, shifted_copies: int 
 
 
 def write_head(model: FeatureModel, weight: np.ndarray, bias: np.ndarray, out: Path, version: str) -> Path:
-    """`model`'s graph with `weight` and `bias` as its head (a separate prior Add, if any, set to zero) and
-    `model_version` = `version`; every other metadata entry is kept."""
+    """`model`'s graph with `weight` and `bias` as its head (a separate prior Add, if any, set to zero) and its
+    metadata with `model_version` = `version`."""
     import onnx
 
     proto = onnx.ModelProto()
@@ -145,9 +144,9 @@ def write_head(model: FeatureModel, weight: np.ndarray, bias: np.ndarray, out: P
     for tensor in proto.graph.initializer:
         if tensor.name in replaced:
             tensor.CopyFrom(onnx.numpy_helper.from_array(replaced[tensor.name], tensor.name))
-    for prop in proto.metadata_props:
-        if prop.key == "model_version":
-            prop.value = version
+    del proto.metadata_props[:]  # the contract, as export and quantization write it, with the new version
+    for key, value in model.metadata.with_version(version).to_props().items():
+        proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, out)
@@ -158,7 +157,8 @@ def refit(model_path: Path, out: Path, version: str, settings: HeadSettings, cac
     """Fit and write a new head; returns a one-line summary."""
     model = FeatureModel(model_path)
     prior = training_prior(cache_dir)
-    features, targets = training_features(model, cache_dir, settings.shifted_copies)
+    training = load_splits(cache_dir, size=model.metadata.input_size, progress=False)["Training"]
+    features, targets = training_features(model, training, settings.shifted_copies)
     weight, bias = fit_head(features, targets, (model.weight, model.bias), prior, settings.power, settings.l2)
     write_head(model, weight, bias + prior_bias(prior, settings.tau).astype(np.float32), out, version)
     return (f"{out}: model_version {version}, head refitted on {len(features)} training features, "

@@ -116,17 +116,44 @@ def test_an_onnx_teacher_gives_the_shipped_models_log_probabilities_and_an_ensem
         TeacherEnsemble([])
 
 
-def test_an_onnx_teacher_refuses_a_model_with_another_input(tmp_path):
+@pytest.mark.parametrize("kind", ["OnnxTeacher", "GraphTeacher"])
+def test_an_onnx_teacher_refuses_a_model_with_another_input(kind, tmp_path):
     from engines.model_files import DEFAULT_MODEL
     from engines.model_meta import read_metadata, write_metadata
-    from engines.training.teachers import OnnxTeacher
+    from engines.training import teachers
 
     other = tmp_path / "other-scale.onnx"
     other.write_bytes(DEFAULT_MODEL.read_bytes())
     meta = read_metadata(other)
     write_metadata(other, type(meta)(meta.classes, meta.input_size, "01", meta.model_version))
     with pytest.raises(ValueError, match="pm1 scale"):
-        OnnxTeacher(other)
+        getattr(teachers, kind)(other)
+
+
+def test_a_model_files_graph_run_by_torch_teaches_what_onnx_runtime_does(public_test_faces):
+    """On a GPU a model file teaches through its graph in torch (engines/training/onnx_graph.py): the same
+    log-probabilities as ONNX Runtime on real faces (here on the CPU, the only device this machine has)."""
+    import torch
+
+    from engines.model_files import DEFAULT_MODEL
+    from engines.training.teachers import GraphTeacher, OnnxTeacher, load_teachers
+    from engines.training.train import to_input
+
+    x = to_input(public_test_faces.pixels[:64])
+    graph, runtime = GraphTeacher(DEFAULT_MODEL)(x), OnnxTeacher(DEFAULT_MODEL)(x)
+    assert graph.shape == (64, len(EMOTIONS))
+    np.testing.assert_allclose(graph.exp().numpy(), runtime.exp().numpy(), atol=1e-5)
+    assert (graph.argmax(1) == runtime.argmax(1)).all()
+    on_cpu = load_teachers([DEFAULT_MODEL], device=torch.device("cpu"))
+    assert isinstance(on_cpu.teachers[0], OnnxTeacher)  # ONNX Runtime is the faster of the two on the CPU
+
+
+def test_a_graph_teacher_refuses_the_int8_file_by_its_operators():
+    from engines.model_files import INT8_MODEL
+    from engines.training.teachers import GraphTeacher
+
+    with pytest.raises(ValueError, match=r"operators .*QLinearConv.* give the float model file"):
+        GraphTeacher(INT8_MODEL)
 
 
 def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path):

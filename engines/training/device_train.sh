@@ -14,12 +14,16 @@
 # 3.5 M / 287 M), each finishing its schedule within TEACHER_MINUTES; then the shipped 0-1-2 architecture is
 # distilled from their ensemble within STUDENT_MINUTES. Augmentation runs on the CPU in worker processes
 # (engines/training/batches.py); they pass batches through /dev/shm, so a small /dev/shm gets none.
+# EXTRA_TEACHERS: float model files (space-separated, carried or tracked) that teach the student beside the three,
+# run through their graph in torch on the GPU (engines/training/onnx_graph.py), e.g. 1.1.0 with a refitted head
+# (docs/engines.md says how to make it; carry it too): EXTRA_TEACHERS="runs/teachers/1.1.0-refit.onnx".
 # A dry run on the CPU (minutes of a tiny pack): DEVICE=cpu PY=.venv/bin/python TEACHER_MINUTES=0.05 ...
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 PACK=${PACK:-runs/kit/ferplus-train-public.npz}
 TEACHER_MINUTES=${TEACHER_MINUTES:-3.5}
 STUDENT_MINUTES=${STUDENT_MINUTES:-3.5}
+EXTRA_TEACHERS=${EXTRA_TEACHERS:-}
 OUT=${OUT:-runs/device-out}
 RUNS=runs/device
 mkdir -p "$OUT" "$RUNS"
@@ -48,6 +52,9 @@ teachers=()
 for name in teacher-w96a teacher-w96b teacher-w64; do
   tail -n 2 "$OUT/$name.out"
   [ -f "$RUNS/$name/best.pt" ] && teachers+=("$RUNS/$name/best.pt")
+done
+for extra in $EXTRA_TEACHERS; do
+  [ -f "$extra" ] && teachers+=("$extra") || echo "no extra teacher at $extra: was it carried?"
 done
 
 if [ ${#teachers[@]} -gt 0 ]; then

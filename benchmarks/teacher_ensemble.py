@@ -33,8 +33,9 @@ def predictions(teacher: TeacherEnsemble, x: torch.Tensor, batch: int = 256) -> 
 
 def line(name: str, public: ClassificationReport, yale: ClassificationReport) -> str:
     rare = " / ".join(f"{public.recall[EMOTIONS.index(c)]:.2f}" for c in RARE)
+    sad = yale.confusion[EMOTIONS.index("sadness")]
     return (f"{name:<32} {public.accuracy:8.2%} {public.macro_f1:9.3f}   {rare:<18} {yale.accuracy:7.1%} "
-            f"{yale.confusion[EMOTIONS.index('sadness'), EMOTIONS.index('sadness')]:>4d}/15")
+            f"{sad[EMOTIONS.index('sadness')]:>4d}/{sad.sum()}")
 
 
 def main() -> None:

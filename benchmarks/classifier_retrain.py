@@ -43,7 +43,7 @@ def main() -> None:
 
     model = FeatureModel(args.model)
     splits = load_splits(args.cache_dir, size=model.metadata.input_size, progress=False)
-    prior = training_prior(args.cache_dir)
+    prior = training_prior(splits["Training"].votes)
     train_x, train_y = training_features(model, splits["Training"], args.shifted_copies)
     public_truth = majority_labels(splits["PublicTest"].votes)
     scored = public_truth >= 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.eval_core import load_eval_faces, predict
-from engines.ferplus import majority_labels, prior_bias, training_prior
+from engines.ferplus import load_splits, majority_labels, prior_bias, training_prior
 from engines.metrics import classification_report
 from engines.model_files import INT8_MODEL
 from engines.reference import DEFAULT_CACHE_DIR
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--tau", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5])
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     args = parser.parse_args()
-    prior = training_prior(args.cache_dir)
+    prior = training_prior(load_splits(args.cache_dir, progress=False)["Training"].votes)
     print("FER+ training prior: " + ", ".join(f"{name} {share:.4f}" for name, share in zip(EMOTIONS, prior)))
     faces = load_eval_faces("PublicTest", args.cache_dir, 48, progress=False)
     truth = majority_labels(faces.votes)

@@ -139,9 +139,10 @@ def load_splits(cache_dir: Path, size: int = 48, progress: bool = True) -> dict[
     }
 
 
-def training_prior(cache_dir: Path) -> np.ndarray:
-    """Share of each class among the FER+ training faces (majority rule)."""
-    labels = majority_labels(load_splits(cache_dir, progress=False)["Training"].votes)
+def training_prior(training_votes: np.ndarray) -> np.ndarray:
+    """Share of each class among the FER+ Training faces (majority rule), from their votes (the Training
+    `FaceSet`'s `votes`: the caller has the split loaded already)."""
+    labels = majority_labels(training_votes)
     labels = labels[labels >= 0]
     return np.bincount(labels, minlength=len(EMOTIONS)) / len(labels)
 

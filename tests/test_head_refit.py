@@ -11,7 +11,6 @@ from engines.model_files import INT8_MODEL
 from engines.model_meta import read_metadata
 from engines.onnx_engine import OnnxRuntimeEngine
 from engines.training.head import FeatureModel, fit_head, write_head
-from tests.fixtures.engine_faces import FER_CACHE
 
 FACES = 600
 
@@ -30,7 +29,7 @@ def test_a_refitted_head_fits_better_and_is_written_into_a_working_model(shipped
     faces = training_faces.pixels[:FACES][usable]
     features, targets = model.features(faces), targets[usable]
     assert features.shape == (len(faces), model.weight.shape[1])
-    prior = training_prior(FER_CACHE)
+    prior = training_prior(training_faces.votes)
     weight, bias = fit_head(features, targets, (model.weight, model.bias), prior, power=0.0, l2=0.0, steps=200)
     before = soft_cross_entropy(features, targets, model.weight, model.bias)
     after = soft_cross_entropy(features, targets, weight, bias)

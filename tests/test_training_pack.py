@@ -43,3 +43,19 @@ def test_a_damaged_face_is_refused(training_faces, public_test_faces, tmp_path):
     np.savez(out, **arrays)
     with pytest.raises(ValueError, match="not a readable PNG"):
         read_pack(out)
+
+
+def test_a_split_without_faces_is_refused_when_written_and_when_read(training_faces, public_test_faces, tmp_path):
+    nothing = public_test_faces.subset(np.zeros(len(public_test_faces), bool))
+    with pytest.raises(ValueError, match="PublicTest has no faces"):
+        write_pack({"Training": training_faces, "PublicTest": nothing}, tmp_path / "empty.npz")
+    out = write_pack({"Training": training_faces.subset(np.arange(len(training_faces)) < 4),
+                      "PublicTest": public_test_faces.subset(np.arange(len(public_test_faces)) < 2)},
+                     tmp_path / "pack.npz")
+    with np.load(out) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays |= {"PublicTest_png": np.zeros(0, np.uint8), "PublicTest_offsets": np.zeros(1, np.int64),
+               "PublicTest_votes": arrays["PublicTest_votes"][:0], "PublicTest_labels": arrays["PublicTest_labels"][:0]}
+    np.savez(out, **arrays)
+    with pytest.raises(ValueError, match=r"pack\.npz: PublicTest has no faces"):
+        read_pack(out)

@@ -158,7 +158,7 @@ def test_a_graph_teacher_refuses_the_int8_file_by_its_operators():
 
 def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path):
     """--prior-tau: the exported file's probabilities are the plain export's times prior^-tau, renormalized."""
-    from engines.ferplus import prior_bias, training_prior
+    from engines.ferplus import load_splits, prior_bias, training_prior
     from engines.training.export import export_checkpoint, main as export
     from engines.training.train import main as train
 
@@ -171,7 +171,7 @@ def test_export_folds_the_prior_correction_into_the_graph(small_cache, tmp_path)
             "--cache-dir", str(small_cache), "--prior-tau", "0.2"])
     faces = np.load(Path(__file__).resolve().parents[1] / "producers" / "sample" / "faces.npz")["faces"]
     base, shifted = OnnxRuntimeEngine(plain).infer(faces), OnnxRuntimeEngine(corrected).infer(faces)
-    prior = training_prior(small_cache)
+    prior = training_prior(load_splits(small_cache, progress=False)["Training"].votes)
     expected = base * (prior + 1e-6) ** -0.2
     np.testing.assert_allclose(shifted, expected / expected.sum(1, keepdims=True), atol=1e-5)
     assert read_metadata(corrected).model_version == "0.0.3-tau"

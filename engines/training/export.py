@@ -34,6 +34,7 @@ MAX_MODEL_BYTES = 10 * 1024 * 1024
 TRAINED_INPUT_SIZE = 48
 TRAINED_SCALE = "pm1"
 OPSET = 17
+VERIFY_FACES = 64  # the first PublicTest faces that ONNX Runtime and torch must agree on
 
 
 class WithSoftmax(nn.Module):
@@ -124,20 +125,16 @@ def verify_export(net: nn.Module, path: Path, faces: np.ndarray, atol: float = 1
     return diff
 
 
-def sample_faces(cache_dir: Path, count: int = 64) -> np.ndarray:
-    """The first `count` aligned PublicTest faces (FER+), as the model sees them."""
-    return load_splits(cache_dir)["PublicTest"].pixels[:count]
-
-
 def export_checkpoint(checkpoint: Path, out: Path, version: str, cache_dir: Path, prior_tau: float = 0.0) -> str:
     """Export + verify; with `prior_tau` > 0 the graph carries the post-hoc prior correction (the FER+ training
     prior, majority rule). Returns a one-line summary."""
     net, info = load_checkpoint(checkpoint)
     metadata = ModelMetadata(EMOTIONS, TRAINED_INPUT_SIZE, TRAINED_SCALE, version)
+    splits = load_splits(cache_dir)
     if prior_tau:
-        net = with_logit_bias(net, prior_bias(training_prior(cache_dir), prior_tau))
+        net = with_logit_bias(net, prior_bias(training_prior(splits["Training"].votes), prior_tau))
     export_onnx(net, out, metadata)
-    diff = verify_export(net, out, sample_faces(cache_dir))
+    diff = verify_export(net, out, splits["PublicTest"].pixels[:VERIFY_FACES])
     return (
         f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, version {version}) from epoch "
         f"{info.get('epoch')} (val majority acc {info.get('val_majority_acc', float('nan')):.4f}); "

@@ -156,8 +156,8 @@ def write_head(model: FeatureModel, weight: np.ndarray, bias: np.ndarray, out: P
 def refit(model_path: Path, out: Path, version: str, settings: HeadSettings, cache_dir: Path) -> str:
     """Fit and write a new head; returns a one-line summary."""
     model = FeatureModel(model_path)
-    prior = training_prior(cache_dir)
     training = load_splits(cache_dir, size=model.metadata.input_size, progress=False)["Training"]
+    prior = training_prior(training.votes)
     features, targets = training_features(model, training, settings.shifted_copies)
     weight, bias = fit_head(features, targets, (model.weight, model.bias), prior, settings.power, settings.l2)
     write_head(model, weight, bias + prior_bias(prior, settings.tau).astype(np.float32), out, version)

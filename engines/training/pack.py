@@ -36,16 +36,19 @@ def encode_faces(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decode_faces(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The (N, S, S) uint8 faces that `encode_faces` wrote (N >= 1: an empty split is refused before this)."""
     faces = [cv2.imdecode(data[start:end], cv2.IMREAD_GRAYSCALE) for start, end in zip(offsets[:-1], offsets[1:])]
     if any(face is None for face in faces):
         raise ValueError("the pack holds a face that is not a readable PNG")
-    return np.stack(faces) if faces else np.zeros((0, 0, 0), np.uint8)
+    return np.stack(faces)
 
 
 def write_pack(splits: dict[str, FaceSet], out: Path) -> Path:
     """Write Training and PublicTest of `splits` to `out` (PrivateTest, if given, is not written)."""
     arrays = {}
     for name in PACKED_SPLITS:
+        if len(splits[name]) == 0:
+            raise ValueError(f"{name} has no faces: a pack needs some to train and validate on")
         data, offsets = encode_faces(splits[name].pixels)
         arrays |= {f"{name}_png": data, f"{name}_offsets": offsets, f"{name}_votes": splits[name].votes,
                    f"{name}_labels": splits[name].fer2013_label}
@@ -61,6 +64,9 @@ def read_pack(path: Path) -> dict[str, FaceSet]:
         missing = [name for name in PACKED_SPLITS if f"{name}_png" not in data.files]
         if missing:
             raise ValueError(f"{path}: not a training pack (no {', '.join(missing)})")
+        empty = [name for name in PACKED_SPLITS if len(data[f"{name}_offsets"]) < 2]
+        if empty:
+            raise ValueError(f"{path}: {', '.join(empty)} has no faces")
         return {name: FaceSet(decode_faces(data[f"{name}_png"], data[f"{name}_offsets"]), data[f"{name}_votes"],
                               data[f"{name}_labels"])
                 for name in PACKED_SPLITS}

@@ -202,6 +202,30 @@ def test_multiply_adds_of_the_model_1_architecture():
     assert multiply_adds(EmotionNet()) == pytest.approx(61.4e6, rel=0.01)
 
 
+def test_a_depthwise_separable_net_trains_exports_and_reloads_as_itself(small_cache, tmp_path):
+    """--block separable: depthwise 3x3 + pointwise 1x1 in the blocks and transitions; the checkpoint names its
+    block kind, so export and teachers rebuild the same net (export checks ONNX Runtime against torch)."""
+    import torch
+
+    from engines.training.export import export_checkpoint, load_checkpoint
+    from engines.training.model import EmotionNet, multiply_adds
+    from engines.training.train import main as train
+
+    run = tmp_path / "run"
+    train(["--run-dir", str(run), "--cache-dir", str(small_cache), "--batch", "32", "--threads", "1", "--epochs", "1",
+           "--widths", "16", "32", "64", "--blocks", "1", "1", "1", "--block", "separable"])
+    net, info = load_checkpoint(run / "best.pt")
+    assert info["args"]["block"] == "separable"
+    assert any(isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1 for m in net.modules())
+    export_checkpoint(run / "best.pt", tmp_path / "separable.onnx", "0.0.4-separable", small_cache)
+    assert [n.op_type for n in onnx.load(str(tmp_path / "separable.onnx")).graph.node].count("Conv") == 1 + 2 * 3 + 4 * 3  # stem, 3 transitions, 3 blocks
+    basic = EmotionNet(widths=(64, 128, 256), blocks=(1, 2, 2))
+    separable = EmotionNet(widths=(64, 128, 256), blocks=(1, 2, 2), block="separable")
+    assert multiply_adds(separable) < multiply_adds(basic) / 6
+    with pytest.raises(ValueError, match="unknown block kind 'inverted'"):
+        EmotionNet(block="inverted")
+
+
 def test_an_epochs_batches_do_not_depend_on_the_number_of_augmenting_workers(training_faces):
     """Each batch is a function of (seed, epoch, step): workers on a GPU machine give the batches that the
     training process itself gives on the CPU, and a resumed run continues them exactly."""

@@ -78,6 +78,7 @@ def load_checkpoint(path: Path) -> tuple[EmotionNet, dict]:
         blocks=tuple(args["blocks"]),
         dropout=args["dropout"],
         stem=args.get("stem", 16),
+        block=args.get("block", "basic"),  # checkpoints from before separable blocks hold none
     )
     net.load_state_dict(ckpt["ema"])
     net.eval()

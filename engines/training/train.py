@@ -28,7 +28,7 @@ from tqdm import tqdm
 from engines.ferplus import load_splits, majority_labels, soft_targets
 from engines.training.augment import AUGMENTATIONS
 from engines.training.batches import EpochBatches, epoch_loader
-from engines.training.model import EmotionNet
+from engines.training.model import BLOCK_KINDS, EmotionNet
 from engines.training.pack import read_pack
 from engines.training.teachers import load_teachers
 
@@ -78,7 +78,8 @@ def plain_args(args: argparse.Namespace) -> dict:
 
 
 def build_model(args: argparse.Namespace) -> EmotionNet:
-    return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout, stem=args.stem)
+    return EmotionNet(widths=tuple(args.widths), blocks=tuple(args.blocks), dropout=args.dropout, stem=args.stem,
+                      block=args.block)
 
 
 def pick_device(name: str) -> torch.device:
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--widths", type=int, nargs=3, default=[32, 64, 128])
     p.add_argument("--blocks", type=int, nargs=3, default=[1, 2, 2])
     p.add_argument("--stem", type=int, default=16, help="channels of the first (48x48) convolution")
+    p.add_argument("--block", choices=BLOCK_KINDS, default="basic",
+                   help="residual blocks of full 3x3 convolutions (basic) or depthwise-separable ones")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="basic",

@@ -1,7 +1,7 @@
 """The emotion network: a small ResNet that spends its compute at 24x24 and below.
 
 Two kinds of block: `basic` (two full 3x3 convolutions, the shipped models) and `separable` (each 3x3 convolution
-split into a depthwise 3x3 and a pointwise 1x1, as in Xception and MobileNet: about a ninth of the multiply-adds at
+split into a depthwise 3x3 and a pointwise 1x1, as in Xception and MobileNet: about an eighth of the multiply-adds at
 128 channels, so a separable net can be wider or deeper at the same cost; whether ONNX Runtime's INT8 kernels turn
 that into speed is what `engines.training.candidates` times)."""
 from __future__ import annotations

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from engines.select import load_engine
-from engines.yale_faces import YALE_SUBJECTS, load_yale
+from engines.yale_faces import YALE_EXTRA_NEUTRAL, YALE_SUBJECTS, YALE_VARIANTS, load_yale
+from producers.yale.script import COPIED_SAD_SUBJECT
 from schemas.emotions import EMOTIONS
 
 SADNESS = EMOTIONS.index("sadness")
-NEUTRAL_VARIANTS = ("normal", "centerlight", "leftlight", "rightlight", "glasses", "noglasses")
-COPIED_SAD = "subject04"
+NEUTRAL_VARIANTS = tuple(v for v, label in {**YALE_VARIANTS, **YALE_EXTRA_NEUTRAL}.items() if label == "neutral")
 
 
 def sadness_by_face(names: tuple[str, ...], probs: np.ndarray) -> dict[str, dict[str, float]]:
@@ -42,7 +42,7 @@ def report(model: Path, table: dict[str, dict[str, float]], threshold: float) ->
     lines = [f"{model}: sadness probability per person (sad face / normal face / most of the neutral variants)"]
     above_all = reaching = counted = 0
     for subject in YALE_SUBJECTS:
-        if subject == COPIED_SAD:
+        if subject == COPIED_SAD_SUBJECT:
             continue
         faces = table[subject]
         sad, normal = faces["sad"], faces["normal"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from producers.sample_render import segment_index_at
 
+COPIED_SAD_SUBJECT = "subject04"  # its `sad` image is a copy of its `normal` one (Yale Readme)
+
 YALE_SCRIPT_DIR = Path(__file__).resolve().parent
 SCRIPT_PATH = YALE_SCRIPT_DIR / "script.json"
 
@@ -108,8 +110,9 @@ def _check_seat(seat: YaleSeat, origin: str) -> None:
         calibrating += 1
     if calibrating == 0 or "calibration" in kinds[calibrating:]:
         raise ValueError(f"{where}: calibration segments must come first, and only there")
-    if seat.subject == "subject04" and any(s.variant == "sad" for s in seat.segments):
-        raise ValueError(f"{where}: subject04.sad is a copy of subject04.normal (Yale Readme): it shows no sadness")
+    if seat.subject == COPIED_SAD_SUBJECT and any(s.variant == "sad" for s in seat.segments):
+        raise ValueError(f"{where}: {COPIED_SAD_SUBJECT}.sad is a copy of {COPIED_SAD_SUBJECT}.normal (Yale Readme): "
+                         "it shows no sadness")
 
 
 def parse_script(obj: dict, origin: str = "Yale script") -> YaleScript:

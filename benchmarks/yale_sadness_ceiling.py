@@ -9,7 +9,8 @@ face, of the plain `normal` face (the baseline) and the largest over the neutral
 glasses, no glasses: the screening's "no reaction" distractors), then counts:
 - sad faces whose sadness exceeds every neutral variant of the same person: the most any per-person rule could find
   without also reacting to a distractor (at zero margin);
-- sad faces whose excess over the `normal` face reaches the reaction threshold (`--threshold`, the worker's 0.10).
+- sad faces whose excess over the `normal` face reaches the reaction threshold (`--threshold`; by default the
+  worker's, from the settings: MOVIEMOTION_REACTION_THRESHOLD, 0.10).
 subject04 is left out, as in the Yale screening: its `sad` image is a copy of its `normal` one (Yale Readme).
 Reads no FER+ split. Needs ../shared/data/yalefaces.
 """
@@ -24,6 +25,7 @@ from engines.select import load_engine
 from engines.yale_faces import YALE_EXTRA_NEUTRAL, YALE_SUBJECTS, YALE_VARIANTS, load_yale
 from producers.yale.script import COPIED_SAD_SUBJECT
 from schemas.emotions import EMOTIONS
+from schemas.settings import load_settings
 
 SADNESS = EMOTIONS.index("sadness")
 NEUTRAL_VARIANTS = tuple(v for v, label in {**YALE_VARIANTS, **YALE_EXTRA_NEUTRAL}.items() if label == "neutral")
@@ -60,7 +62,8 @@ def report(model: Path, table: dict[str, dict[str, float]], threshold: float) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", type=Path, help="ONNX emotion model files (float or INT8)")
-    parser.add_argument("--threshold", type=float, default=0.10, help="the reaction threshold to count against")
+    parser.add_argument("--threshold", type=float, default=load_settings().reaction_threshold,
+                        help="the reaction threshold to count against (default: the worker's setting)")
     args = parser.parse_args()
     yale = load_yale(48, 64, extra=True, progress=False)
     for model in args.models:

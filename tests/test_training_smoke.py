@@ -218,7 +218,8 @@ def test_a_depthwise_separable_net_trains_exports_and_reloads_as_itself(small_ca
     assert info["args"]["block"] == "separable"
     assert any(isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1 for m in net.modules())
     export_checkpoint(run / "best.pt", tmp_path / "separable.onnx", "0.0.4-separable", small_cache)
-    assert [n.op_type for n in onnx.load(str(tmp_path / "separable.onnx")).graph.node].count("Conv") == 1 + 2 * 3 + 4 * 3  # stem, 3 transitions, 3 blocks
+    operators = [n.op_type for n in onnx.load(str(tmp_path / "separable.onnx")).graph.node]
+    assert operators.count("Conv") == 1 + 2 * 3 + 4 * 3  # the stem, 3 separable transitions, 3 separable blocks
     basic = EmotionNet(widths=(64, 128, 256), blocks=(1, 2, 2))
     separable = EmotionNet(widths=(64, 128, 256), blocks=(1, 2, 2), block="separable")
     assert multiply_adds(separable) < multiply_adds(basic) / 6
